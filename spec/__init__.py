@@ -1,0 +1,66 @@
+"""tenon.spec: the plugin contract, the only thing a plugin must import.
+
+Sections:
+- markers and hooks: `hookspec`, `hookimpl`, `tenon.spec.hookspecs`;
+- records: one frozen spec per implementation (`PlatformSpec`, `ModelSpec`, ...) with its
+  typed capabilities, matched against `Requirements`;
+- interfaces, one module per kind: `platform`, `model`, `attention`, `quantization`,
+  `drafter`, `kv_tier`, `kv_connector`, `loader`.
+
+Nothing here imports torch at import time, so discovery stays cheap in every process.
+"""
+
+from tenon.spec.capabilities import (
+    AttentionCapabilities,
+    DrafterCapabilities,
+    KVConnectorCapabilities,
+    KVTierCapabilities,
+    LoaderCapabilities,
+    ModelCapabilities,
+    PlatformCapabilities,
+    QuantCapabilities,
+)
+from tenon.spec.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
+from tenon.spec.records import (
+    AttentionBackendSpec,
+    DrafterSpec,
+    KVConnectorSpec,
+    KVTierSpec,
+    ModelLoaderSpec,
+    ModelSpec,
+    PlatformSpec,
+    PluginKind,
+    PluginSpec,
+    QuantSchemeSpec,
+)
+from tenon.spec.requirements import Requirements
+from tenon.spec.version import API_VERSION, supported_range, unsupported_reason
+
+__all__ = [
+    "API_VERSION",
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "AttentionBackendSpec",
+    "AttentionCapabilities",
+    "DrafterCapabilities",
+    "DrafterSpec",
+    "KVConnectorCapabilities",
+    "KVConnectorSpec",
+    "KVTierCapabilities",
+    "KVTierSpec",
+    "LoaderCapabilities",
+    "ModelCapabilities",
+    "ModelLoaderSpec",
+    "ModelSpec",
+    "PlatformCapabilities",
+    "PlatformSpec",
+    "PluginKind",
+    "PluginSpec",
+    "QuantCapabilities",
+    "QuantSchemeSpec",
+    "Requirements",
+    "hookimpl",
+    "hookspec",
+    "supported_range",
+    "unsupported_reason",
+]

@@ -1,0 +1,163 @@
+"""The per-step batch of sampling parameters, as device tensors, and its builder.
+
+Token ids for the penalties are padded tensors:
+
+    prompt_token_ids  int64 [num_reqs, max_prompt_len]   pad = vocab_size
+    output_token_ids  int64 [num_reqs, max_output_len]   pad = vocab_size
+
+Padding with `vocab_size` lets the penalty code scatter into `[num_reqs, vocab_size + 1]` and drop
+the last column, with no mask. They are built only when some row needs them (prompt ids: some
+row has a repetition penalty; output ids: some row has any penalty), otherwise None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import torch
+
+from tenon.sampling.params import SamplingParams
+from tenon.sampling.seeding import make_step_generator
+
+
+@attrs.frozen
+class SamplingRow:
+    """One row of the batch: a request's parameters and the tokens it has so far."""
+
+    params: SamplingParams
+    prompt_token_ids: Sequence[int]
+    output_token_ids: Sequence[int]
+
+
+@attrs.frozen
+class SamplingMetadata:
+    """Everything the sampler needs for one step, built once per step.
+
+    Rows decoded greedily carry their real temperature (below GREEDY_TEMPERATURE_EPS) and neutral
+    top-k/top-p/min-p, since those stages never touch their result. The `all_*`/`no_*` flags let
+    the sampler skip whole stages; `no_top_k` etc. look only at randomly sampled rows.
+    """
+
+    # All [num_reqs], on the sampling device.
+    temperature: torch.Tensor  # float32
+    top_k: torch.Tensor  # int32, 0 = off (also when top_k >= vocab_size)
+    top_p: torch.Tensor  # float32, 1.0 = off
+    min_p: torch.Tensor  # float32, 0.0 = off
+    presence_penalties: torch.Tensor  # float32
+    frequency_penalties: torch.Tensor  # float32
+    repetition_penalties: torch.Tensor  # float32
+    # Row index -> that row's generator for this step; only seeded, randomly sampled rows.
+    generators: dict[int, torch.Generator]
+    # For unseeded random rows; None means torch's default generator for the device.
+    shared_generator: torch.Generator | None
+    all_greedy: bool
+    all_random: bool
+    no_penalties: bool
+    no_top_k: bool
+    no_top_p: bool
+    no_min_p: bool
+    # Largest top-k among rows that use it, known on the host so top-k needs no device sync.
+    max_top_k: int | None
+    # Largest `logprobs` asked for by any row; None when no row wants logprobs.
+    max_num_logprobs: int | None
+    prompt_token_ids: torch.Tensor | None  # int64 [num_reqs, max_prompt_len], pad = vocab_size
+    output_token_ids: torch.Tensor | None  # int64 [num_reqs, max_output_len], pad = vocab_size
+
+    @property
+    def num_reqs(self) -> int:
+        return int(self.temperature.shape[0])
+
+
+def _pad_token_ids(
+    token_id_lists: Sequence[Sequence[int]], pad_token_id: int, device: torch.device
+) -> torch.Tensor:
+    # Built on the host and copied once: one transfer per tensor per step.
+    max_len = max((len(token_ids) for token_ids in token_id_lists), default=0)
+    padded = [list(token_ids) + [pad_token_id] * (max_len - len(token_ids))
+              for token_ids in token_id_lists]
+    # padded: [num_reqs, max_len]
+    token_ids = torch.tensor(padded, dtype=torch.int64, device=device)
+    return token_ids.reshape(len(token_id_lists), max_len)
+
+
+def build_sampling_metadata(
+    rows: Sequence[SamplingRow],
+    vocab_size: int,
+    device: torch.device | str,
+    shared_generator: torch.Generator | None = None,
+) -> SamplingMetadata:
+    """Gather `rows` into one `SamplingMetadata` on `device`.
+
+    A seeded row's generator is seeded from (seed, len(output_token_ids)), so the draw for a
+    given output position does not depend on the batch or on preemption.
+    """
+    if not rows:
+        raise ValueError("build_sampling_metadata needs at least one row, got an empty batch")
+    device = torch.device(device)
+    temperatures: list[float] = []
+    top_ks: list[int] = []
+    top_ps: list[float] = []
+    min_ps: list[float] = []
+    presences: list[float] = []
+    frequencies: list[float] = []
+    repetitions: list[float] = []
+    generators: dict[int, torch.Generator] = {}
+    num_greedy = 0
+    max_num_logprobs: int | None = None
+    for row_index, row in enumerate(rows):
+        params = row.params
+        temperatures.append(params.temperature)
+        presences.append(params.presence_penalty)
+        frequencies.append(params.frequency_penalty)
+        repetitions.append(params.repetition_penalty)
+        if params.logprobs is not None:
+            max_num_logprobs = max(max_num_logprobs or 0, params.logprobs)
+        if params.is_greedy:
+            num_greedy += 1
+            top_ks.append(0)
+            top_ps.append(1.0)
+            min_ps.append(0.0)
+            continue
+        top_ks.append(params.top_k if params.top_k < vocab_size else 0)
+        top_ps.append(params.top_p)
+        min_ps.append(params.min_p)
+        if params.seed is not None:
+            generators[row_index] = make_step_generator(
+                params.seed, len(row.output_token_ids), device
+            )
+
+    needs_repetition = any(repetition != 1.0 for repetition in repetitions)
+    no_penalties = not needs_repetition and all(
+        presence == 0.0 and frequency == 0.0
+        for presence, frequency in zip(presences, frequencies, strict=True)
+    )
+    prompt_token_ids = None
+    output_token_ids = None
+    if needs_repetition:
+        prompt_token_ids = _pad_token_ids([row.prompt_token_ids for row in rows], vocab_size, device)
+    if not no_penalties:
+        output_token_ids = _pad_token_ids([row.output_token_ids for row in rows], vocab_size, device)
+
+    max_top_k = max(top_ks)
+    return SamplingMetadata(
+        temperature=torch.tensor(temperatures, dtype=torch.float32, device=device),
+        top_k=torch.tensor(top_ks, dtype=torch.int32, device=device),
+        top_p=torch.tensor(top_ps, dtype=torch.float32, device=device),
+        min_p=torch.tensor(min_ps, dtype=torch.float32, device=device),
+        presence_penalties=torch.tensor(presences, dtype=torch.float32, device=device),
+        frequency_penalties=torch.tensor(frequencies, dtype=torch.float32, device=device),
+        repetition_penalties=torch.tensor(repetitions, dtype=torch.float32, device=device),
+        generators=generators,
+        shared_generator=shared_generator,
+        all_greedy=num_greedy == len(rows),
+        all_random=num_greedy == 0,
+        no_penalties=no_penalties,
+        no_top_k=max_top_k == 0,
+        no_top_p=all(top_p == 1.0 for top_p in top_ps),
+        no_min_p=all(min_p == 0.0 for min_p in min_ps),
+        max_top_k=max_top_k if max_top_k > 0 else None,
+        max_num_logprobs=max_num_logprobs,
+        prompt_token_ids=prompt_token_ids,
+        output_token_ids=output_token_ids,
+    )
