@@ -1,0 +1,67 @@
+"""The engine core: schedule, execute, update. No torch here; the executor owns the devices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+import attrs
+
+from tenon.engine.request import Request
+from tenon.engine.scheduler import Scheduler
+from tenon.engine.scheduler_output import EngineCoreOutput, RunnerOutput, SchedulerOutput
+
+
+class Executor(Protocol):
+    """Runs a scheduled step on the workers (in process for now)."""
+
+    def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput: ...
+
+    def shutdown(self) -> None: ...
+
+
+@attrs.frozen(kw_only=True)
+class EngineStats:
+    """A snapshot for metrics and logs (names as vLLM's metrics)."""
+
+    num_requests_running: int
+    num_requests_waiting: int
+    kv_cache_usage_perc: float  # 0 to 1
+    num_preemptions_total: int
+    prefix_cache_queries_total: int  # tokens looked up
+    prefix_cache_hits_total: int  # tokens found
+
+
+class EngineCore:
+    def __init__(self, scheduler: Scheduler, executor: Executor) -> None:
+        self.scheduler = scheduler
+        self.executor = executor
+
+    def add_request(self, request: Request) -> None:
+        self.scheduler.add_request(request)
+
+    def abort_requests(self, request_ids: Iterable[str]) -> None:
+        self.scheduler.abort_requests(request_ids)
+
+    def has_work(self) -> bool:
+        """Whether a step would do anything (unfinished requests, or finishes to tell)."""
+        return self.scheduler.has_unfinished_requests() or self.scheduler.has_finished_requests()
+
+    def step(self) -> list[EngineCoreOutput]:
+        scheduler_output = self.scheduler.schedule()
+        runner_output = self.executor.execute(scheduler_output)
+        return self.scheduler.update_from_output(scheduler_output, runner_output)
+
+    def stats(self) -> EngineStats:
+        manager = self.scheduler.kv_cache_manager
+        return EngineStats(
+            num_requests_running=self.scheduler.num_running,
+            num_requests_waiting=self.scheduler.num_waiting,
+            kv_cache_usage_perc=manager.usage,
+            num_preemptions_total=self.scheduler.num_preemptions_total,
+            prefix_cache_queries_total=manager.prefix_cache_queries_tokens,
+            prefix_cache_hits_total=manager.prefix_cache_hits_tokens,
+        )
+
+    def shutdown(self) -> None:
+        self.executor.shutdown()

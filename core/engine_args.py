@@ -1,0 +1,121 @@
+"""The flat, user-facing engine arguments: CLI flags and `LLM(**kwargs)` share one definition.
+
+Flag names are vLLM's (`--max-model-len`, `--max-num-seqs`, ...), generated from the field names
+here, so the CLI, the offline API and the docs cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from typing import Any
+
+import attrs
+
+DTYPE_ALIASES = {
+    "auto": "auto",
+    "float32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "float16": "float16",
+    "half": "float16",
+}
+LOAD_FORMATS = ("auto", "safetensors", "gguf", "dummy")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@attrs.define(kw_only=True)
+class EngineArgs:
+    model: str | None = attrs.field(
+        default=None, metadata=_help("model directory or .gguf file (default: SmolLM2-135M-Instruct)")
+    )
+    tokenizer: str | None = attrs.field(default=None, metadata=_help("tokenizer directory"))
+    served_model_name: str | None = attrs.field(default=None, metadata=_help("name in the API"))
+    dtype: str = attrs.field(default="auto", metadata=_help("auto, float32, bfloat16, float16"))
+    max_model_len: int | None = attrs.field(
+        default=None, metadata=_help("context length (default: the model's, fitted to memory)")
+    )
+    seed: int = attrs.field(default=0, metadata=_help("seed for unseeded random sampling"))
+    load_format: str = attrs.field(default="auto", metadata=_help("auto, safetensors, gguf, dummy"))
+    block_size: int = attrs.field(default=16, metadata=_help("tokens per KV cache block"))
+    enable_prefix_caching: bool = attrs.field(default=True, metadata=_help("reuse cached prefixes"))
+    gpu_memory_utilization: float = attrs.field(
+        default=0.9, metadata=_help("fraction of device memory for weights, activations and KV")
+    )
+    kv_cache_memory_bytes: int | None = attrs.field(
+        default=None, metadata=_help("KV cache size in bytes (overrides the memory fraction)")
+    )
+    num_gpu_blocks_override: int | None = attrs.field(
+        default=None, metadata=_help("exact number of KV cache blocks (testing)")
+    )
+    max_num_seqs: int = attrs.field(default=256, metadata=_help("most requests in one step"))
+    max_num_batched_tokens: int | None = attrs.field(
+        default=None, metadata=_help("token budget per step (default 8192)")
+    )
+    enable_chunked_prefill: bool = attrs.field(
+        default=True, metadata=_help("split long prompts across steps")
+    )
+    device: str | None = attrs.field(default=None, metadata=_help("platform name (default: probe)"))
+    attention_backend: str | None = attrs.field(
+        default=None, metadata=_help("attention backend name (default: best that fits)")
+    )
+    quantization: str | None = attrs.field(default=None, metadata=_help("quantization scheme"))
+    enforce_eager: bool = attrs.field(default=False, metadata=_help("never capture device graphs"))
+
+    def __attrs_post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the flag and what to change."""
+        if self.dtype not in DTYPE_ALIASES:
+            raise ValueError(f"--dtype {self.dtype!r} is not supported; use one of {', '.join(DTYPE_ALIASES)}")
+        if self.load_format not in LOAD_FORMATS:
+            raise ValueError(f"--load-format {self.load_format!r} is not supported; use one of {', '.join(LOAD_FORMATS)}")
+        positive = {
+            "block_size": self.block_size,
+            "max_num_seqs": self.max_num_seqs,
+            "max_model_len": self.max_model_len,
+            "max_num_batched_tokens": self.max_num_batched_tokens,
+            "num_gpu_blocks_override": self.num_gpu_blocks_override,
+            "kv_cache_memory_bytes": self.kv_cache_memory_bytes,
+        }
+        for name, value in positive.items():
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if not 0.0 < self.gpu_memory_utilization <= 1.0:
+            raise ValueError(
+                f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}"
+            )
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> EngineArgs:
+        """Like the constructor, but an unknown argument names the closest known one."""
+        known = [field.name for field in attrs.fields(cls)]
+        for key in kwargs:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise TypeError(f"unknown engine argument {key!r}{hint}")
+        return cls(**kwargs)
+
+    @classmethod
+    def add_cli_args(cls, parser: argparse.ArgumentParser, *, with_model: bool = True) -> None:
+        """Add one `--flag` per field (the model is positional in most commands)."""
+        for field in attrs.fields(cls):
+            if field.name == "model" and not with_model:
+                continue
+            flag = "--" + field.name.replace("_", "-")
+            help_text = field.metadata.get("help", "")
+            if field.type in ("bool", bool):
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
+                continue
+            kind = {"int | None": int, "int": int, "float": float}.get(str(field.type), str)
+            parser.add_argument(flag, type=kind, default=field.default, help=help_text)
+
+    @classmethod
+    def from_cli_args(cls, args: argparse.Namespace) -> EngineArgs:
+        values = {f.name: getattr(args, f.name) for f in attrs.fields(cls) if hasattr(args, f.name)}
+        return cls(**values)

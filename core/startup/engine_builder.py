@@ -1,0 +1,219 @@
+"""Build an engine from `EngineArgs`, phase by phase, printing what filled each slot and why.
+
+    plugins -> config -> platform -> model (quant scheme, architecture, weights) -> tokenizer
+            -> KV cache -> attention backend -> scheduler and runner
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+
+from tenon import envs
+from tenon.config import CacheConfig, EngineConfig, ModelConfig, PluginSelection, SchedulerConfig
+from tenon.engine.client import InProcessEngineClient
+from tenon.engine.core import EngineCore
+from tenon.engine.kv_cache_manager import KVCacheManager
+from tenon.engine.scheduler import Scheduler
+from tenon.engine_args import DTYPE_ALIASES, EngineArgs
+from tenon.plugin_host import PluginHost, load_plugins
+from tenon.spec import PluginKind, Requirements
+from tenon.spec.attention import AttentionBackendConfig
+from tenon.spec.model import ModelBuildContext
+from tenon.startup.model_source import detect_load_format, resolve_model_source
+from tenon.startup.phases import StartupLog
+from tenon.worker.input_buffers import InputBuffers
+from tenon.worker.kv_cache import allocate_kv_cache, num_blocks_for
+from tenon.worker.model_runner import ModelRunner
+from tenon.worker.worker import Worker
+
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
+
+
+@attrs.frozen(kw_only=True)
+class Engine:
+    """A started engine: the client to drive it and what the frontend needs beside it."""
+
+    config: EngineConfig
+    client: InProcessEngineClient
+    tokenizer: Any | None
+    hf_config: Any
+    host: PluginHost
+    startup: StartupLog
+    eos_token_id: int | None
+
+
+def _resolve_dtype(requested: str, hf_config: Any, device_type: str) -> str:
+    dtype = DTYPE_ALIASES[requested]
+    if dtype != "auto":
+        return dtype
+    if device_type == "cpu":
+        return "float32"  # bf16 matmuls are slower than float32 on most CPUs
+    stored = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
+    stored_name = str(stored).removeprefix("torch.") if stored is not None else ""
+    return stored_name if stored_name in ("bfloat16", "float16") else "bfloat16"
+
+
+def _pick(log: StartupLog, host: PluginHost, kind: PluginKind, requirements: Requirements,
+          requested: str | None = None, preferred: tuple[str, ...] = ()) -> Any:
+    implementation, decision = host.select(kind, requirements, requested=requested, preferred=preferred)
+    log.slot(kind.label, decision.chosen.name, decision.summary())
+    return implementation
+
+
+def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
+    log = log or StartupLog()
+    envs.check_environment()
+    with log.phase("plugins"):
+        host = load_plugins()
+        host.check_allowlist()
+    with log.phase("config"):
+        source = resolve_model_source(args.model)
+        load_format = detect_load_format(source) if args.load_format == "auto" else args.load_format
+        loader_cls = _pick(log, host, PluginKind.MODEL_LOADER, Requirements(load_format=load_format))
+        loader = loader_cls(cache_dir=envs.cache_dir())
+        hf_config = loader.load_config(source)
+        architecture = (getattr(hf_config, "architectures", None) or [""])[0]
+        model_max_len = int(getattr(hf_config, "max_position_embeddings", 0) or 2048)
+        max_model_len = args.max_model_len or model_max_len
+        if max_model_len > model_max_len:
+            raise ValueError(
+                f"--max-model-len {max_model_len} is longer than the model's "
+                f"max_position_embeddings ({model_max_len}); lower --max-model-len"
+            )
+        config = EngineConfig(
+            model=ModelConfig(
+                model=str(source.path),
+                served_model_name=args.served_model_name or _default_served_name(args.model, source.path),
+                tokenizer=args.tokenizer,
+                dtype=args.dtype,
+                max_model_len=max_model_len,
+                seed=args.seed,
+                load_format=load_format,
+                architecture=architecture,
+            ),
+            cache=CacheConfig(
+                block_size=args.block_size,
+                enable_prefix_caching=args.enable_prefix_caching,
+                gpu_memory_utilization=args.gpu_memory_utilization,
+                kv_cache_memory_bytes=args.kv_cache_memory_bytes,
+                num_gpu_blocks_override=args.num_gpu_blocks_override,
+            ),
+            scheduler=SchedulerConfig(
+                max_num_seqs=args.max_num_seqs,
+                max_num_batched_tokens=args.max_num_batched_tokens or max(DEFAULT_MAX_NUM_BATCHED_TOKENS, 0),
+                enable_chunked_prefill=args.enable_chunked_prefill,
+            ),
+            plugins=PluginSelection(
+                device=args.device, attention_backend=args.attention_backend, quantization=args.quantization
+            ),
+            enforce_eager=args.enforce_eager,
+        )
+        host.configure(config)
+    with log.phase("platform"):
+        platform_cls = _pick(log, host, PluginKind.PLATFORM, Requirements(), requested=config.plugins.device)
+        platform = platform_cls()
+        device = platform.device(0)
+        config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, device.type)
+        dtype = getattr(torch, config.model.dtype)
+    with log.phase("model"):
+        quant_config = getattr(hf_config, "quantization_config", None)
+        quant_method = config.plugins.quantization or (quant_config or {}).get("quant_method") or "none"
+        quant_cls = _pick(log, host, PluginKind.QUANT_SCHEME,
+                          Requirements(quantization=quant_method, device_type=device.type))
+        model_cls = _pick(log, host, PluginKind.MODEL, Requirements(architecture=architecture))
+        build = ModelBuildContext(dtype=dtype, device=device, quant_scheme=quant_cls.from_config(quant_config))
+        with platform.inference_mode():
+            model = model_cls.from_config(hf_config, build)
+            loader.load_weights(model, source, hf_config)
+        _process_after_loading(model)
+    with log.phase("tokenizer"):
+        tokenizer = _load_tokenizer(loader, source, config.model.tokenizer)
+    with log.phase("kv cache"):
+        kv_spec = model.kv_cache_spec()
+        block_size = config.cache.block_size
+        in_use = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        num_blocks = num_blocks_for(
+            spec=kv_spec, block_size=block_size, dtype=dtype, device=device,
+            memory=platform.memory_info(device),
+            gpu_memory_utilization=config.cache.gpu_memory_utilization,
+            kv_cache_memory_bytes=config.cache.kv_cache_memory_bytes,
+            num_blocks_override=config.cache.num_gpu_blocks_override,
+            in_use_bytes=in_use,
+        )
+        config.cache.num_blocks = num_blocks
+        kv_cache, kv_layers = allocate_kv_cache(kv_spec, num_blocks, block_size, dtype, device)
+        log.note(f"KV cache: {num_blocks - 1} blocks of {block_size} tokens "
+                 f"({(num_blocks - 1) * block_size} tokens, {kv_cache.nbytes / 2**20:.0f} MiB)")
+    with log.phase("attention backend"):
+        max_num_tokens = config.scheduler.max_num_batched_tokens
+        backend_cls = _pick(
+            log, host, PluginKind.ATTENTION_BACKEND,
+            Requirements(device_type=device.type, dtype=config.model.dtype,
+                         head_size=kv_spec.head_size, block_size=block_size),
+            requested=config.plugins.attention_backend,
+            preferred=tuple(platform.preferred_attention_backends),
+        )
+        backend = backend_cls(AttentionBackendConfig(
+            device=str(device), dtype=config.model.dtype, block_size=block_size,
+            num_layers=kv_spec.num_layers, max_num_reqs=config.scheduler.max_num_seqs,
+            max_num_tokens=max_num_tokens, max_model_len=max_model_len,
+        ))
+    with log.phase("runner"):
+        max_blocks_per_req = -(-max_model_len // block_size)
+        buffers = InputBuffers(
+            max_num_reqs=config.scheduler.max_num_seqs, max_num_tokens=max_num_tokens,
+            max_blocks_per_req=max_blocks_per_req, block_size=block_size, device=device,
+            pin_memory=platform.pin_memory_available(),
+        )
+        vocab_size = int(hf_config.vocab_size)
+        runner = ModelRunner(model=model, attention_backend=backend, kv_layers=kv_layers,
+                             vocab_size=vocab_size, buffers=buffers, device=device, seed=config.model.seed)
+        worker = Worker(runner=runner, platform=platform, kv_cache=kv_cache)
+        kv_manager = KVCacheManager(
+            num_blocks=num_blocks, block_size=block_size,
+            enable_caching=config.cache.enable_prefix_caching,
+            hash_extra_keys=f"{config.model.model}|{config.model.dtype}|{block_size}".encode(),
+        )
+        scheduler = Scheduler(
+            kv_manager, max_num_seqs=config.scheduler.max_num_seqs,
+            max_num_batched_tokens=max_num_tokens, max_model_len=max_model_len,
+            enable_chunked_prefill=config.scheduler.enable_chunked_prefill,
+        )
+    client = InProcessEngineClient(EngineCore(scheduler, worker))
+    log.note(f"ready in {log.total_s:.2f} s: {config.model.served_model_name}, dtype {config.model.dtype}, "
+             f"max model len {max_model_len}")
+    return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
+                  startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def _default_served_name(requested: str | None, path: Any) -> str:
+    from tenon.default_model import DEFAULT_MODEL_NAME
+
+    return DEFAULT_MODEL_NAME if requested is None else str(requested)
+
+
+def _process_after_loading(model: Any) -> None:
+    from tenon.layers.linear import process_weights_after_loading
+
+    process_weights_after_loading(model)
+    model.eval()
+
+
+def _load_tokenizer(loader: Any, source: Any, tokenizer_path: str | None) -> Any | None:
+    if tokenizer_path is not None:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(tokenizer_path)
+    return loader.load_tokenizer(source)
+
+
+def _eos_token_id(hf_config: Any, tokenizer: Any | None) -> int | None:
+    if tokenizer is not None and getattr(tokenizer, "eos_token_id", None) is not None:
+        return int(tokenizer.eos_token_id)
+    eos = getattr(hf_config, "eos_token_id", None)
+    if isinstance(eos, list):
+        return int(eos[0]) if eos else None
+    return int(eos) if eos is not None else None

@@ -1,0 +1,134 @@
+"""Persistent input buffers: filled on the host each step, copied to the device once.
+
+Every tensor the model and the attention backend read per step lives here at its maximum size,
+allocated once, so a captured device graph can replay over the same addresses. A step fills a
+prefix of each buffer on the host (NumPy views of pinned memory where the platform pins), then
+copies that prefix to the device with non-blocking copies.
+
+    input_ids      int64 [max_num_tokens]
+    positions      int64 [max_num_tokens]
+    query_start_loc int32 [max_num_reqs + 1]
+    seq_lens       int32 [max_num_reqs]
+    block_table    int32 [max_num_reqs, max_blocks_per_req]   (0 = the null block)
+    slot_mapping   int64 [max_num_tokens]
+    logits_indices int64 [max_num_reqs]   rows of the hidden states that sample
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+import torch
+
+from tenon.spec.attention import AttentionMetadata
+from tenon.worker.request_state import RequestState
+
+
+@attrs.frozen(kw_only=True)
+class StepInputs:
+    input_ids: torch.Tensor  # [num_tokens]
+    positions: torch.Tensor  # [num_tokens]
+    metadata: AttentionMetadata
+    logits_indices: torch.Tensor  # [num_sampling_reqs]
+    sampling_request_ids: list[str]  # the requests that sample this step, in row order
+    query_ranges: dict[str, tuple[int, int, int]]  # request -> (first row, rows, first position)
+
+
+class InputBuffers:
+    def __init__(
+        self,
+        *,
+        max_num_reqs: int,
+        max_num_tokens: int,
+        max_blocks_per_req: int,
+        block_size: int,
+        device: torch.device,
+        pin_memory: bool,
+    ) -> None:
+        self.block_size = block_size
+        self.device = device
+
+        def host(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+            return torch.zeros(shape, dtype=dtype, pin_memory=pin_memory)
+
+        self._host = {
+            "input_ids": host((max_num_tokens,), torch.int64),
+            "positions": host((max_num_tokens,), torch.int64),
+            "query_start_loc": host((max_num_reqs + 1,), torch.int32),
+            "seq_lens": host((max_num_reqs,), torch.int32),
+            "block_table": host((max_num_reqs, max_blocks_per_req), torch.int32),
+            "slot_mapping": host((max_num_tokens,), torch.int64),
+            "logits_indices": host((max_num_reqs,), torch.int64),
+        }
+        self._np = {name: tensor.numpy() for name, tensor in self._host.items()}
+        same_device = device.type == "cpu"
+        self._device = {
+            name: tensor if same_device else torch.zeros_like(tensor, device=device)
+            for name, tensor in self._host.items()
+        }
+        self._same_device = same_device
+
+    def _upload(self, name: str, count: int) -> torch.Tensor:
+        """The first `count` entries (rows for 2-D) of a buffer, on the device."""
+        source = self._host[name][:count]
+        target = self._device[name][:count]
+        if not self._same_device:
+            target.copy_(source, non_blocking=True)
+        return target
+
+    def fill(
+        self, states: Sequence[RequestState], num_scheduled_tokens: Sequence[int]
+    ) -> StepInputs:
+        """Lay out this step's tokens request after request and build the metadata."""
+        arrays = self._np
+        block_size = self.block_size
+        num_reqs = len(states)
+        row = 0
+        max_query_len = 0
+        max_seq_len = 0
+        sampling_ids: list[str] = []
+        query_ranges: dict[str, tuple[int, int, int]] = {}
+        arrays["query_start_loc"][0] = 0
+        for index, (state, count) in enumerate(zip(states, num_scheduled_tokens, strict=True)):
+            start = state.num_computed_tokens
+            stop = start + count
+            arrays["input_ids"][row : row + count] = state.token_ids(start, stop)
+            positions = np.arange(start, stop, dtype=np.int64)
+            arrays["positions"][row : row + count] = positions
+            blocks = np.asarray(state.block_ids, dtype=np.int64)
+            arrays["slot_mapping"][row : row + count] = (
+                blocks[positions // block_size] * block_size + positions % block_size
+            )
+            table_row = arrays["block_table"][index]
+            table_row[: len(blocks)] = blocks
+            table_row[len(blocks) :] = 0
+            arrays["seq_lens"][index] = stop
+            query_ranges[state.request_id] = (row, count, start)
+            row += count
+            arrays["query_start_loc"][index + 1] = row
+            if stop >= state.num_tokens:  # the chunk reaches the end: this request samples
+                arrays["logits_indices"][len(sampling_ids)] = row - 1
+                sampling_ids.append(state.request_id)
+            max_query_len = max(max_query_len, count)
+            max_seq_len = max(max_seq_len, stop)
+
+        metadata = AttentionMetadata(
+            query_start_loc=self._upload("query_start_loc", num_reqs + 1),
+            seq_lens=self._upload("seq_lens", num_reqs),
+            block_table=self._upload("block_table", num_reqs),
+            slot_mapping=self._upload("slot_mapping", row),
+            max_query_len=max_query_len,
+            max_seq_len=max_seq_len,
+            num_reqs=num_reqs,
+            num_actual_tokens=row,
+        )
+        return StepInputs(
+            input_ids=self._upload("input_ids", row),
+            positions=self._upload("positions", row),
+            metadata=metadata,
+            logits_indices=self._upload("logits_indices", len(sampling_ids)),
+            sampling_request_ids=sampling_ids,
+            query_ranges=query_ranges,
+        )

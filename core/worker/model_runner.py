@@ -1,0 +1,159 @@
+"""The model runner: one engine step on one device.
+
+    SchedulerOutput ──update states──> InputBuffers.fill ──> model.forward ──> compute_logits
+        (a diff)                         (host -> device once)        │              │
+                                                                     prompt logprobs  sampler
+                                                                                      │
+    RunnerOutput <──────────── tokens to the host (the one synchronisation) ──────────┘
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
+from tenon.sampling.logprobs import compute_prompt_logprobs
+from tenon.sampling.metadata import SamplingRow, build_sampling_metadata
+from tenon.sampling.sampler import Sampler
+from tenon.spec.attention import AttentionBackend, ForwardContext
+from tenon.worker.input_buffers import InputBuffers, StepInputs
+from tenon.worker.request_state import RequestState
+
+
+class ModelRunner:
+    def __init__(
+        self,
+        *,
+        model: Any,  # a ModelArchitecture that is also a torch.nn.Module
+        attention_backend: AttentionBackend,
+        kv_layers: list[torch.Tensor],
+        vocab_size: int,
+        buffers: InputBuffers,
+        device: torch.device,
+        seed: int,
+    ) -> None:
+        self.model = model
+        self.attention_backend = attention_backend
+        self.kv_layers = kv_layers
+        self.vocab_size = vocab_size
+        self.buffers = buffers
+        self.device = device
+        self.sampler = Sampler()
+        self.shared_generator = torch.Generator(device=device)
+        self.shared_generator.manual_seed(seed)
+        self.states: dict[str, RequestState] = {}
+
+    def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        self._update_states(scheduler_output)
+        if scheduler_output.total_num_scheduled_tokens == 0:
+            return RunnerOutput(request_ids=[], sampled_token_ids=[])
+        request_ids = [new.request_id for new in scheduler_output.scheduled_new_requests] + [
+            cached.request_id for cached in scheduler_output.scheduled_cached_requests
+        ]
+        states = [self.states[request_id] for request_id in request_ids]
+        counts = [scheduler_output.num_scheduled_tokens[request_id] for request_id in request_ids]
+        inputs = self.buffers.fill(states, counts)
+
+        self.attention_backend.prepare(inputs.metadata)
+        context = ForwardContext(
+            attention_metadata=inputs.metadata,
+            attention_backend=self.attention_backend,
+            kv_layers=self.kv_layers,
+        )
+        # hidden: [num_tokens, hidden_size]
+        hidden = self.model.forward(inputs.input_ids, inputs.positions, context)
+        prompt_logprobs = self._prompt_logprobs(states, inputs, hidden)
+
+        sampled: dict[str, list[int]] = {}
+        logprobs: dict[str, Any] = {}
+        if inputs.sampling_request_ids:
+            # logits: float32 [num_sampling_reqs, vocab_size]
+            logits = self.model.compute_logits(hidden[inputs.logits_indices])
+            rows = [self.states[request_id] for request_id in inputs.sampling_request_ids]
+            metadata = build_sampling_metadata(
+                [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids) for s in rows],
+                vocab_size=self.vocab_size,
+                device=self.device,
+                shared_generator=self.shared_generator,
+            )
+            output = self.sampler(logits, metadata)
+            token_ids = output.sampled_token_ids.tolist()  # the step's one synchronisation
+            for index, (state, token_id) in enumerate(zip(rows, token_ids, strict=True)):
+                state.output_token_ids.append(token_id)
+                sampled[state.request_id] = [token_id]
+                wanted = state.sampling_params.logprobs
+                if wanted is not None and output.logprobs is not None:
+                    assert output.logprob_token_ids is not None and output.sampled_token_ranks is not None
+                    logprobs[state.request_id] = [
+                        (
+                            output.logprob_token_ids[index, : wanted + 1].tolist(),
+                            output.logprobs[index, : wanted + 1].tolist(),
+                            int(output.sampled_token_ranks[index]),
+                        )
+                    ]
+        for state, count in zip(states, counts, strict=True):
+            state.num_computed_tokens += count
+        return RunnerOutput(
+            request_ids=request_ids,
+            sampled_token_ids=[sampled.get(request_id, []) for request_id in request_ids],
+            logprobs=[logprobs.get(request_id) for request_id in request_ids] if logprobs else None,
+            prompt_logprobs=(
+                [prompt_logprobs.get(request_id) for request_id in request_ids]
+                if prompt_logprobs
+                else None
+            ),
+        )
+
+    def _update_states(self, scheduler_output: SchedulerOutput) -> None:
+        for request_id in scheduler_output.finished_request_ids | scheduler_output.preempted_request_ids:
+            self.states.pop(request_id, None)
+        for new in scheduler_output.scheduled_new_requests:
+            self.states[new.request_id] = RequestState(
+                request_id=new.request_id,
+                prompt_token_ids=list(new.prompt_token_ids),
+                output_token_ids=list(new.output_token_ids),
+                sampling_params=new.sampling_params,
+                block_ids=list(new.block_ids),
+                num_computed_tokens=new.num_computed_tokens,
+            )
+        for cached in scheduler_output.scheduled_cached_requests:
+            state = self.states[cached.request_id]
+            state.block_ids.extend(cached.new_block_ids)
+            state.num_computed_tokens = cached.num_computed_tokens
+
+    def _prompt_logprobs(
+        self, states: list[RequestState], inputs: StepInputs, hidden: torch.Tensor
+    ) -> dict[str, Any]:
+        """Prompt logprobs of the prompt positions in this step's chunks, returned once the
+        whole prompt has been seen: a list with None for the first prompt token, then one
+        (token ids, logprobs, rank) entry per later prompt token."""
+        finished: dict[str, Any] = {}
+        for state in states:
+            wanted = state.sampling_params.prompt_logprobs
+            if wanted is None:
+                continue
+            first_row, count, first_position = inputs.query_ranges[state.request_id]
+            prompt_len = len(state.prompt_token_ids)
+            # rows whose next token is still a prompt token
+            num_rows = max(0, min(count, prompt_len - 1 - first_position))
+            if num_rows:
+                logits = self.model.compute_logits(hidden[first_row : first_row + num_rows])
+                targets = torch.tensor(
+                    state.prompt_token_ids[first_position + 1 : first_position + 1 + num_rows],
+                    device=logits.device,
+                )
+                token_lp, ranks, top_ids, top_lp = compute_prompt_logprobs(logits, targets, wanted)
+                for row in range(num_rows):
+                    state.prompt_logprobs_parts.append(
+                        (
+                            [int(targets[row])] + top_ids[row].tolist(),
+                            [float(token_lp[row])] + top_lp[row].tolist(),
+                            int(ranks[row]),
+                        )
+                    )
+            if first_position + count >= prompt_len:
+                finished[state.request_id] = [None, *state.prompt_logprobs_parts]
+                state.prompt_logprobs_parts = []
+        return finished

@@ -1,0 +1,28 @@
+"""The worker: owns the device, the KV cache and the model runner; executes scheduled steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
+from tenon.worker.model_runner import ModelRunner
+
+
+class Worker:
+    def __init__(self, *, runner: ModelRunner, platform: Any, kv_cache: torch.Tensor) -> None:
+        self.runner = runner
+        self.platform = platform
+        self.kv_cache = kv_cache
+
+    def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        with torch.inference_mode():
+            return self.runner.execute(scheduler_output)
+
+    def shutdown(self) -> None:
+        """Drop device memory so a new engine can start in the same process."""
+        self.runner.states.clear()
+        self.kv_cache = torch.empty(0)
+        self.runner.kv_layers = []
+        self.runner.model = None
