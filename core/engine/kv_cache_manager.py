@@ -107,9 +107,7 @@ class KVCacheManager:
         assert num_required_tokens <= request.num_tokens
         num_held_blocks = 0 if request_blocks is None else len(request_blocks)
         num_required_blocks = -(-num_required_tokens // self.block_size)
-        num_new_blocks = max(
-            num_required_blocks - num_held_blocks - len(new_computed_blocks), 0
-        )
+        num_new_blocks = max(num_required_blocks - num_held_blocks - len(new_computed_blocks), 0)
         # Hit blocks with ref count 0 sit in the free queue; taking them shrinks it.
         num_free_hit_blocks = sum(1 for block in new_computed_blocks if block.ref_count == 0)
         if num_new_blocks > self.block_pool.num_free_blocks - num_free_hit_blocks:

@@ -56,7 +56,12 @@ def _make_decode(
 
 
 def special_token_ids(tokenizer: Any) -> frozenset[int]:
-    """Ids that `decode(..., skip_special_tokens=True)` drops: special tokens and added ones."""
+    """Ids that `tokenizer.decode(..., skip_special_tokens=True)` drops."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        # The Rust decode skips exactly the added tokens marked special.
+        added_tokens = backend.get_added_tokens_decoder()
+        return frozenset(i for i, token in added_tokens.items() if token.special)
     token_ids = set(getattr(tokenizer, "all_special_ids", ()))
     added_tokens = getattr(tokenizer, "added_tokens_decoder", {})
     token_ids.update(i for i, token in added_tokens.items() if getattr(token, "special", False))
@@ -81,7 +86,9 @@ class IncrementalDetokenizer:
         self.skip_special_tokens = skip_special_tokens
         self._decode = _make_decode(tokenizer, skip_special_tokens, spaces_between_special_tokens)
         # Dropping special ids up front keeps them out of the window; decode would skip them too.
-        self._skipped_token_ids = special_token_ids(tokenizer) if skip_special_tokens else frozenset()
+        self._skipped_token_ids = (
+            special_token_ids(tokenizer) if skip_special_tokens else frozenset()
+        )
         context_token_ids = self._without_skipped(prompt_token_ids)[-INITIAL_CONTEXT_TOKENS:]
         self._token_ids: list[int] = context_token_ids
         self._prefix_offset = 0

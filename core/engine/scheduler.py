@@ -1,0 +1,325 @@
+"""The scheduler: how many tokens each request advances this step.
+
+Prefill, chunked prefill and decode are one mechanism: a request advances by
+`num_tokens - num_computed_tokens` tokens, capped by the step's token budget. Policy is
+vLLM v1's FCFS:
+
+1. Running requests, in admission order. When the KV cache cannot hold a request's new
+   tokens, the most recently admitted running request is preempted (blocks freed, to be
+   recomputed later; it goes to the front of the waiting queue) until the allocation fits or
+   the request has preempted itself.
+2. Waiting requests, in order, while budget and sequence slots remain and nothing was
+   preempted this step: prefix-cache lookup, then as many prompt tokens as the budget allows.
+   The first request that does not fit stops admission (no overtaking).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from tenon.engine.kv_cache_manager import KVCacheManager
+from tenon.engine.request import Request, RequestStatus
+from tenon.engine.scheduler_output import (
+    CachedRequestData,
+    EngineCoreOutput,
+    NewRequestData,
+    RunnerOutput,
+    SchedulerOutput,
+)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        kv_cache_manager: KVCacheManager,
+        *,
+        max_num_seqs: int,
+        max_num_batched_tokens: int,
+        max_model_len: int,
+        enable_chunked_prefill: bool = True,
+        long_prefill_token_threshold: int | None = None,
+    ) -> None:
+        for name, value in (
+            ("--max-num-seqs", max_num_seqs),
+            ("--max-num-batched-tokens", max_num_batched_tokens),
+            ("--max-model-len", max_model_len),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not enable_chunked_prefill and max_num_batched_tokens < max_model_len:
+            raise ValueError(
+                f"--max-num-batched-tokens ({max_num_batched_tokens}) is smaller than "
+                f"--max-model-len ({max_model_len}) with chunked prefill disabled, so long "
+                "prompts could never be scheduled; raise --max-num-batched-tokens, lower "
+                "--max-model-len, or enable chunked prefill"
+            )
+        if long_prefill_token_threshold is not None and (
+            long_prefill_token_threshold < 1 or not enable_chunked_prefill
+        ):
+            raise ValueError(
+                f"long_prefill_token_threshold {long_prefill_token_threshold} needs chunked "
+                "prefill enabled and a value >= 1; enable chunked prefill or leave it unset"
+            )
+        self.kv_cache_manager = kv_cache_manager
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.max_model_len = max_model_len
+        self.enable_chunked_prefill = enable_chunked_prefill
+        self.long_prefill_token_threshold = long_prefill_token_threshold
+
+        self.requests: dict[str, Request] = {}
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+        # Finished or aborted since the last schedule(); the workers hear of them next step.
+        self._finished_request_ids: set[str] = set()
+        self.num_preemptions_total = 0
+
+    @property
+    def num_running(self) -> int:
+        return len(self.running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting)
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    def has_finished_requests(self) -> bool:
+        """Whether the next schedule() has finished request ids to pass to the workers."""
+        return bool(self._finished_request_ids)
+
+    def add_request(self, request: Request) -> None:
+        if request.request_id in self.requests:
+            raise ValueError(f"request id {request.request_id!r} is already in use")
+        self._check_request_fits(request)
+        request.status = RequestStatus.WAITING
+        self.requests[request.request_id] = request
+        self.waiting.append(request)
+
+    def abort_requests(self, request_ids: Iterable[str]) -> None:
+        """Finish the given requests now, freeing their blocks. Unknown ids are ignored:
+        a request may finish on its own while its abort is in flight."""
+        aborted_ids = set()
+        for request_id in request_ids:
+            request = self.requests.pop(request_id, None)
+            if request is None:
+                continue
+            request.status = RequestStatus.FINISHED_ABORTED
+            self.kv_cache_manager.free(request)
+            self._finished_request_ids.add(request_id)
+            aborted_ids.add(request_id)
+        if aborted_ids:
+            self.running = [r for r in self.running if r.request_id not in aborted_ids]
+            self.waiting = deque(r for r in self.waiting if r.request_id not in aborted_ids)
+
+    def schedule(self) -> SchedulerOutput:
+        token_budget = self.max_num_batched_tokens
+        new_requests: list[NewRequestData] = []
+        cached_requests: list[CachedRequestData] = []
+        num_scheduled_tokens: dict[str, int] = {}
+        preempted_request_ids: set[str] = set()
+
+        request_index = 0
+        while request_index < len(self.running) and token_budget > 0:
+            request = self.running[request_index]
+            num_new_tokens = self._num_tokens_to_schedule(
+                request, request.num_computed_tokens, token_budget
+            )
+            while True:
+                new_blocks = self.kv_cache_manager.allocate_slots(request, num_new_tokens)
+                if new_blocks is not None:
+                    break
+                preempted = self.running.pop()
+                self._preempt(preempted)
+                preempted_request_ids.add(preempted.request_id)
+                if preempted is request:
+                    break
+            if new_blocks is None:
+                break
+            cached_requests.append(
+                CachedRequestData(
+                    request_id=request.request_id,
+                    new_block_ids=list(new_blocks.block_ids),
+                    num_computed_tokens=request.num_computed_tokens,
+                )
+            )
+            num_scheduled_tokens[request.request_id] = num_new_tokens
+            token_budget -= num_new_tokens
+            request_index += 1
+
+        # A preemption means the cache is full: admitting anyone now would only thrash.
+        while (
+            not preempted_request_ids
+            and self.waiting
+            and token_budget > 0
+            and len(self.running) < self.max_num_seqs
+        ):
+            request = self.waiting[0]
+            assert request.num_computed_tokens == 0
+            computed_blocks, num_computed_tokens = self.kv_cache_manager.get_computed_blocks(
+                request
+            )
+            num_remaining_tokens = request.num_tokens - num_computed_tokens
+            if not self.enable_chunked_prefill and num_remaining_tokens > token_budget:
+                break
+            num_new_tokens = self._num_tokens_to_schedule(
+                request, num_computed_tokens, token_budget
+            )
+            new_blocks = self.kv_cache_manager.allocate_slots(
+                request, num_new_tokens, computed_blocks
+            )
+            if new_blocks is None:
+                break
+            self.waiting.popleft()
+            self.running.append(request)
+            request.status = RequestStatus.RUNNING
+            request.num_computed_tokens = num_computed_tokens
+            if request.num_cached_tokens is None:
+                request.num_cached_tokens = num_computed_tokens
+            new_requests.append(
+                NewRequestData(
+                    request_id=request.request_id,
+                    prompt_token_ids=request.prompt_token_ids,
+                    sampling_params=request.sampling_params,
+                    block_ids=self.kv_cache_manager.get_block_ids(request.request_id),
+                    num_computed_tokens=num_computed_tokens,
+                    output_token_ids=list(request.output_token_ids),
+                )
+            )
+            num_scheduled_tokens[request.request_id] = num_new_tokens
+            token_budget -= num_new_tokens
+
+        finished_request_ids, self._finished_request_ids = self._finished_request_ids, set()
+        return SchedulerOutput(
+            scheduled_new_requests=new_requests,
+            scheduled_cached_requests=cached_requests,
+            num_scheduled_tokens=num_scheduled_tokens,
+            total_num_scheduled_tokens=self.max_num_batched_tokens - token_budget,
+            finished_request_ids=finished_request_ids,
+            preempted_request_ids=preempted_request_ids,
+        )
+
+    def update_from_output(
+        self, scheduler_output: SchedulerOutput, runner_output: RunnerOutput
+    ) -> list[EngineCoreOutput]:
+        """Advance the scheduled requests, append sampled tokens, run the stop checks and
+        free finished requests. Returns one output per request that gained tokens or
+        finished (or has prompt logprobs to pass on)."""
+        index_of = {request_id: i for i, request_id in enumerate(runner_output.request_ids)}
+        outputs = []
+        any_finished = False
+        for request_id, num_tokens in scheduler_output.num_scheduled_tokens.items():
+            request = self.requests.get(request_id)
+            if request is None:
+                continue  # aborted after it was scheduled
+            request.num_computed_tokens += num_tokens
+            assert request.num_computed_tokens <= request.num_tokens
+            index = index_of.get(request_id)
+            sampled_token_ids = [] if index is None else runner_output.sampled_token_ids[index]
+            assert sampled_token_ids or request.num_computed_tokens < request.num_tokens, (
+                f"the runner sampled nothing for {request_id}, which reached its last token"
+            )
+            new_token_ids = []
+            if sampled_token_ids:
+                assert request.num_computed_tokens == request.num_tokens, "sampled mid-prefill"
+                for token_id in sampled_token_ids:
+                    request.append_output_token_ids(token_id)
+                    new_token_ids.append(token_id)
+                    if self._check_stop(request):
+                        break
+            logprobs = _pick(runner_output.logprobs, index)
+            prompt_logprobs = _pick(runner_output.prompt_logprobs, index)
+            if request.is_finished:
+                any_finished = True
+                del self.requests[request_id]
+                self.kv_cache_manager.free(request)
+                self._finished_request_ids.add(request_id)
+            if new_token_ids or request.is_finished or prompt_logprobs is not None:
+                outputs.append(
+                    EngineCoreOutput(
+                        request_id=request_id,
+                        new_token_ids=new_token_ids,
+                        finish_reason=request.finish_reason,
+                        stop_reason=request.stop_reason,
+                        num_cached_tokens=request.num_cached_tokens or 0,
+                        logprobs=logprobs,
+                        prompt_logprobs=prompt_logprobs,
+                    )
+                )
+        if any_finished:
+            self.running = [request for request in self.running if not request.is_finished]
+        return outputs
+
+    def _num_tokens_to_schedule(
+        self, request: Request, num_computed_tokens: int, token_budget: int
+    ) -> int:
+        num_new_tokens = request.num_tokens - num_computed_tokens
+        threshold = self.long_prefill_token_threshold
+        if threshold is not None:
+            num_new_tokens = min(num_new_tokens, threshold)
+        # Positions stay below max_model_len; the stop check ends requests before that binds.
+        num_new_tokens = min(num_new_tokens, token_budget, self.max_model_len - num_computed_tokens)
+        assert num_new_tokens > 0, f"nothing to schedule for {request}"
+        return num_new_tokens
+
+    def _preempt(self, request: Request) -> None:
+        self.kv_cache_manager.free(request)
+        request.status = RequestStatus.PREEMPTED
+        request.num_computed_tokens = 0
+        request.num_preemptions += 1
+        self.num_preemptions_total += 1
+        self.waiting.appendleft(request)
+
+    def _check_stop(self, request: Request) -> bool:
+        """Set a finished status if the last appended token ends the request."""
+        params = request.sampling_params
+        last_token_id = request.output_token_ids[-1]
+        if request.num_output_tokens >= params.min_tokens:
+            if not params.ignore_eos and last_token_id == request.eos_token_id:
+                request.status = RequestStatus.FINISHED_STOPPED
+                return True
+            if last_token_id in params.stop_token_ids:
+                request.status = RequestStatus.FINISHED_STOPPED
+                request.stop_reason = last_token_id
+                return True
+        if params.max_tokens is not None and request.num_output_tokens >= params.max_tokens:
+            request.status = RequestStatus.FINISHED_LENGTH
+            return True
+        if request.num_tokens >= self.max_model_len:
+            request.status = RequestStatus.FINISHED_LENGTH
+            return True
+        return False
+
+    def _check_request_fits(self, request: Request) -> None:
+        num_prompt_tokens = request.num_prompt_tokens
+        if num_prompt_tokens == 0:
+            raise ValueError("the prompt is empty; give at least one token")
+        if num_prompt_tokens > self.max_model_len:
+            raise ValueError(
+                f"prompt has {num_prompt_tokens} tokens but --max-model-len is "
+                f"{self.max_model_len}; shorten the prompt or raise --max-model-len"
+            )
+        max_tokens = request.sampling_params.max_tokens
+        max_final_tokens = self.max_model_len
+        if max_tokens is not None:
+            max_final_tokens = min(num_prompt_tokens + max_tokens, max_final_tokens)
+        # The last sampled token is never fed back, so its KV is never written.
+        max_kv_tokens = max(num_prompt_tokens, max_final_tokens - 1)
+        manager = self.kv_cache_manager
+        capacity_tokens = manager.num_usable_blocks * manager.block_size
+        if max_kv_tokens > capacity_tokens:
+            raise ValueError(
+                f"request {request.request_id!r} may need KV cache for {max_kv_tokens} tokens "
+                f"(prompt {num_prompt_tokens}, max_tokens {max_tokens}) but the whole KV cache "
+                f"holds {capacity_tokens} tokens ({manager.num_usable_blocks} blocks of "
+                f"{manager.block_size}); lower max_tokens or shorten the prompt, or give the "
+                "KV cache more memory (--gpu-memory-utilization)"
+            )
+
+
+def _pick(per_request: list[object | None] | None, index: int | None) -> object | None:
+    if per_request is None or index is None:
+        return None
+    return per_request[index]
