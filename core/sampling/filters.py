@@ -61,36 +61,47 @@ def apply_top_k_top_p(
     top_k: torch.Tensor | None,
     top_p: torch.Tensor | None,
     max_top_k: int | None = None,
+    num_candidates: int | None = None,
 ) -> torch.Tensor:
     """Top-k, then top-p (nucleus) over the distribution that top-k left. None skips a stage.
 
     Top-p keeps, per row, the smallest set of most likely tokens whose probability sums to at
-    least top_p; the most likely token is always kept.
+    least top_p; the most likely token is always kept, and so is every token tied with the least
+    likely one kept (the result never depends on how a sort orders ties).
 
     logits: float32 [num_reqs, vocab_size]
     top_k: int32 [num_reqs], 0 = off; top_p: float32 [num_reqs], 1.0 = off
+    max_top_k: the largest top_k, if known on the host (used when top_p is None).
+    num_candidates: when the host knows every row's top_k is in [1, num_candidates], top-p looks
+        only at that many best tokens instead of sorting the whole vocabulary.
     """
     if top_p is None:
         if top_k is None:
             return logits.clone()
-        # Without top-p no full sort is needed.
+        # Without top-p no sort is needed.
         return apply_top_k(logits, top_k, max_top_k)
 
-    # sorted_logits, sorted_ids: [num_reqs, vocab_size], descending
-    sorted_logits, sorted_ids = logits.sort(dim=-1, descending=True)
+    vocab_size = logits.shape[1]
+    # candidates: [num_reqs, num_candidates or vocab_size], descending
+    if top_k is not None and num_candidates is not None and num_candidates < vocab_size:
+        candidates = logits.topk(num_candidates, dim=-1).values
+    else:
+        candidates = logits.sort(dim=-1, descending=True).values
     if top_k is not None:
-        vocab_size = logits.shape[1]
         top_k = top_k.to(torch.int64)
-        top_k = torch.where(top_k <= 0, vocab_size, top_k.clamp(max=vocab_size))
-        threshold = sorted_logits.gather(1, (top_k - 1).unsqueeze(1))
-        sorted_logits = sorted_logits.masked_fill(sorted_logits < threshold, float("-inf"))
+        top_k = torch.where(top_k <= 0, vocab_size, top_k).clamp(max=candidates.shape[1])
+        kth_value = candidates.gather(1, (top_k - 1).unsqueeze(1))
+        candidates = candidates.masked_fill(candidates < kth_value, float("-inf"))
 
-    sorted_probs = torch.softmax(sorted_logits, dim=-1)
-    # mass_before: probability of all strictly more likely tokens; a token is dropped once the
-    # tokens above it already reach top_p, so the first token (mass_before = 0) always stays.
-    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    candidate_probs = torch.softmax(candidates, dim=-1)
+    # mass_before: probability of all strictly more likely candidates; a token is dropped once
+    # the tokens above it already reach top_p, so the first one (mass_before = 0) always stays.
+    mass_before = candidate_probs.cumsum(dim=-1) - candidate_probs
     drop = mass_before >= top_p.unsqueeze(1)
     # Rounding can push the running sum to 1 before the tail; top_p == 1 must drop nothing.
     drop &= (top_p < 1.0).unsqueeze(1)
-    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-    return torch.empty_like(logits).scatter_(1, sorted_ids, sorted_logits)
+    drop |= candidates == float("-inf")
+    # cutoff: [num_reqs, 1], the smallest kept logit; one compare maps the kept set back to the
+    # vocabulary, with no scatter.
+    cutoff = candidates.masked_fill(drop, float("inf")).amin(dim=-1, keepdim=True)
+    return logits.masked_fill(logits < cutoff, float("-inf"))

@@ -116,7 +116,8 @@ class Sampler:
                 logits,
                 None if metadata.no_top_k else metadata.top_k,
                 None if metadata.no_top_p else metadata.top_p,
-                metadata.max_top_k,
+                max_top_k=metadata.max_top_k,
+                num_candidates=metadata.max_top_k if metadata.all_top_k else None,
             )
         probs = torch.softmax(logits, dim=-1)
         return random_sample(probs, metadata.generators, metadata.shared_generator)
