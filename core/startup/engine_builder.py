@@ -59,7 +59,8 @@ def _resolve_dtype(requested: str, hf_config: Any, device_type: str) -> str:
 def _pick(log: StartupLog, host: PluginHost, kind: PluginKind, requirements: Requirements,
           requested: str | None = None, preferred: tuple[str, ...] = ()) -> Any:
     implementation, decision = host.select(kind, requirements, requested=requested, preferred=preferred)
-    log.slot(kind.label, decision.chosen.name, decision.summary())
+    verdict = decision.chosen_verdict
+    log.slot(kind.label, decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
     return implementation
 
 

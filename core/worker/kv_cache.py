@@ -56,9 +56,13 @@ def allocate_kv_cache(
     spec: KVCacheSpec, num_blocks: int, block_size: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The one cache tensor and its per-layer strided views."""
-    kv_cache = torch.zeros(
+    # torch.empty: pages of a large host allocation are mapped lazily, so start-up does not pay
+    # for touching gigabytes; only written slots are ever read. The null block is zeroed so
+    # padding rows read as zeros wherever a kernel touches them.
+    kv_cache = torch.empty(
         (num_blocks, spec.num_layers, spec.num_components, block_size, spec.num_kv_heads, spec.head_size),
         dtype=dtype,
         device=device,
     )
+    kv_cache[0].zero_()
     return kv_cache, [kv_cache[:, layer] for layer in range(spec.num_layers)]
