@@ -1,0 +1,1 @@
+"""Built-in quantization schemes: "none" (unquantized weights, a plain matmul)."""
