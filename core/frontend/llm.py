@@ -54,20 +54,29 @@ class LLM:
         # Validate everything before queuing anything, so one bad prompt leaves no residue.
         vocab_size = int(self.engine.hf_config.vocab_size)
         processed = [process_prompt(p, self.tokenizer, vocab_size) for p in prompt_list]
-        request_ids = []
-        for prompt, params in zip(processed, params_list, strict=True):
-            request_id = str(next(self._counter))
-            children = child_requests(
-                request_id, prompt, params,
-                eos_token_id=self.engine.eos_token_id,
-                max_model_len=self.engine.config.model.max_model_len,
-            )
-            tracker = RequestTracker(request_id, prompt.prompt, prompt.prompt_token_ids,
-                                     [(c.request_id, c.sampling_params) for c in children], self.tokenizer)
-            for child in children:
-                self.engine.client.add_request(child)
-            self._output_processor.add(tracker)
-            request_ids.append(request_id)
+        request_ids: list[str] = []
+        added: list[str] = []
+        try:
+            for prompt, params in zip(processed, params_list, strict=True):
+                request_id = str(next(self._counter))
+                children = child_requests(
+                    request_id, prompt, params,
+                    eos_token_id=self.engine.eos_token_id,
+                    max_model_len=self.engine.config.model.max_model_len,
+                )
+                tracker = RequestTracker(request_id, prompt.prompt, prompt.prompt_token_ids,
+                                         [(c.request_id, c.sampling_params) for c in children],
+                                         self.tokenizer)
+                for child in children:
+                    self.engine.client.add_request(child)
+                    added.append(child.request_id)
+                self._output_processor.add(tracker)
+                request_ids.append(request_id)
+        except Exception:
+            # One bad request leaves nothing behind: the ones queued before it are withdrawn.
+            self.engine.client.abort_requests(added)
+            self._output_processor.forget(added)
+            raise
         return self._run(request_ids, use_tqdm)
 
     def chat(

@@ -116,6 +116,10 @@ class OutputProcessor:
         for child_id in tracker.children:
             self.trackers[child_id] = tracker
 
+    def forget(self, child_ids: Iterable[str]) -> None:
+        for child_id in child_ids:
+            self.trackers.pop(child_id, None)
+
     def process(self, engine_outputs: Iterable[EngineCoreOutput]) -> tuple[list[RequestOutput], list[str]]:
         """(user requests that finished with this batch, child ids to abort in the engine)."""
         finished: list[RequestOutput] = []
