@@ -153,7 +153,7 @@ class ModelRunner:
                             int(ranks[row]),
                         )
                     )
-            if first_position + count >= prompt_len:
+            if first_position < prompt_len <= first_position + count:  # the prompt's last chunk
                 finished[state.request_id] = [None, *state.prompt_logprobs_parts]
                 state.prompt_logprobs_parts = []
         return finished
