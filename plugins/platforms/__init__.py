@@ -1,0 +1,1 @@
+"""Built-in hardware platforms (the CPU); vendors ship theirs as separate packages."""

@@ -1,0 +1,1 @@
+"""An example Tenon plugin package whose plugin module cannot be imported."""
