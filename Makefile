@@ -29,14 +29,14 @@ generate: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check spec core
-	$(VENV)/bin/mypy spec
+	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check spec core plugins
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy spec
+	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import attrs
-import sys
 
 from tenon.cli.sampling_flags import add_sampling_flags, sampling_params_from
 from tenon.engine_args import EngineArgs
