@@ -1,0 +1,1 @@
+"""tenon_cuda: the NVIDIA platform package, registered only through its entry point."""

@@ -143,6 +143,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             kv_cache_memory_bytes=config.cache.kv_cache_memory_bytes,
             num_blocks_override=config.cache.num_gpu_blocks_override,
             in_use_bytes=in_use,
+            max_useful_blocks=config.scheduler.max_num_seqs * -(-max_model_len // block_size),
         )
         config.cache.num_blocks = num_blocks
         kv_cache, kv_layers = allocate_kv_cache(kv_spec, num_blocks, block_size, dtype, device)

@@ -32,6 +32,7 @@ def num_blocks_for(
     kv_cache_memory_bytes: int | None,
     num_blocks_override: int | None,
     in_use_bytes: int,
+    max_useful_blocks: int,
 ) -> int:
     """How many blocks the cache gets (the null block included)."""
     if num_blocks_override is not None:
@@ -49,7 +50,8 @@ def num_blocks_for(
             f"{block_bytes(spec, block_size, dtype) / 2**20:.2f} MiB; raise "
             "--gpu-memory-utilization or --kv-cache-memory-bytes, or lower --max-model-len"
         )
-    return int(num_blocks)
+    # More blocks than every sequence at full length could use only costs memory and start-up.
+    return int(min(num_blocks, max_useful_blocks + 1))
 
 
 def allocate_kv_cache(

