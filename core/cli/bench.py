@@ -25,6 +25,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     throughput.add_argument("--workload", default="throughput", help="workload id for the JSON")
     EngineArgs.add_cli_args(throughput)
     throughput.set_defaults(run=run_throughput)
+    cpu_default = benches.add_parser(
+        "cpu-default", help="BENCHMARKS.md cpu-default: ours vs HF generate() and llama.cpp")
+    cpu_default.add_argument("--output-json", default=None, help="write the results here")
+    EngineArgs.add_cli_args(cpu_default, with_model=False)
+    cpu_default.set_defaults(run=run_cpu_default)
+
+
+def run_cpu_default(args: argparse.Namespace) -> int:
+    from tenon.bench.cpu_default import run_cpu_default as run
+
+    engine_args = {key: value for key, value in attrs.asdict(EngineArgs.from_cli_args(args), recurse=False).items()
+                   if key != "model"}
+    records = run(engine_args)
+    for record in records:
+        print(f"concurrency {record['concurrency']:>2}: tenon {record['value']:.1f} tok/s, "
+              f"HF {record['baseline']['value']:.1f} ({record['baseline']['ratio']:.2f}x), "
+              f"llama.cpp {record['llama_cpp']['value'] if record['llama_cpp'] else 'n/a'}")
+    if args.output_json:
+        with open(args.output_json, "w") as handle:
+            json.dump(records, handle, indent=2)
+    return 0
 
 
 def run_throughput(args: argparse.Namespace) -> int:

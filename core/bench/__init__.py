@@ -1,0 +1,1 @@
+"""Benchmarks behind `tenon bench ...`: workloads, baselines run in the same process, reports."""
