@@ -29,6 +29,7 @@ class SamplingRow:
     params: SamplingParams
     prompt_token_ids: Sequence[int]
     output_token_ids: Sequence[int]
+    eos_token_id: int | None = None
 
 
 @attrs.frozen
@@ -66,6 +67,8 @@ class SamplingMetadata:
     max_num_logprobs: int | None
     prompt_token_ids: torch.Tensor | None  # int64 [num_reqs, max_prompt_len], pad = vocab_size
     output_token_ids: torch.Tensor | None  # int64 [num_reqs, max_output_len], pad = vocab_size
+    # (row, token ids) pairs whose logits are masked: EOS and stop tokens before min_tokens.
+    min_tokens_masks: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
     @property
     def num_reqs(self) -> int:
@@ -110,6 +113,7 @@ def build_sampling_metadata(
     generators: dict[int, torch.Generator] = {}
     num_greedy = 0
     max_num_logprobs: int | None = None
+    min_tokens_masks: list[tuple[int, tuple[int, ...]]] = []
     for row_index, row in enumerate(rows):
         params = row.params
         temperatures.append(params.temperature)
@@ -118,6 +122,11 @@ def build_sampling_metadata(
         repetitions.append(params.repetition_penalty)
         if params.logprobs is not None:
             max_num_logprobs = max(max_num_logprobs or 0, params.logprobs)
+        if len(row.output_token_ids) < params.min_tokens:
+            banned = tuple(params.stop_token_ids) + (
+                () if row.eos_token_id is None or params.ignore_eos else (row.eos_token_id,))
+            if banned:
+                min_tokens_masks.append((row_index, banned))
         if params.is_greedy:
             num_greedy += 1
             top_ks.append(1)
@@ -166,6 +175,7 @@ def build_sampling_metadata(
         all_top_k=all(top_k > 0 for top_k in top_ks),
         max_top_k=max_top_k if max_top_k > 0 else None,
         max_num_logprobs=max_num_logprobs,
+        min_tokens_masks=tuple(min_tokens_masks),
         prompt_token_ids=prompt_token_ids,
         output_token_ids=output_token_ids,
     )

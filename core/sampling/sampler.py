@@ -72,6 +72,12 @@ class Sampler:
         if metadata.max_num_logprobs is not None:
             raw_logprobs = torch.log_softmax(logits, dim=-1)
 
+        if metadata.min_tokens_masks:
+            # vLLM's min_tokens: EOS and stop tokens cannot be sampled before min_tokens.
+            logits = logits.clone()
+            for row_index, token_ids in metadata.min_tokens_masks:
+                logits[row_index, list(token_ids)] = float("-inf")
+
         if not metadata.no_penalties:
             assert metadata.output_token_ids is not None
             logits = apply_penalties(

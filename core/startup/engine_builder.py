@@ -172,7 +172,8 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         )
         vocab_size = int(hf_config.vocab_size)
         runner = ModelRunner(model=model, attention_backend=backend, kv_layers=kv_layers,
-                             vocab_size=vocab_size, buffers=buffers, device=device, seed=config.model.seed)
+                             vocab_size=vocab_size, buffers=buffers, device=device, seed=config.model.seed,
+                             eos_token_id=_eos_token_id(hf_config, tokenizer))
         worker = Worker(runner=runner, platform=platform, kv_cache=kv_cache)
         kv_manager = KVCacheManager(
             num_blocks=num_blocks, block_size=block_size,

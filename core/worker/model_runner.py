@@ -33,6 +33,7 @@ class ModelRunner:
         buffers: InputBuffers,
         device: torch.device,
         seed: int,
+        eos_token_id: int | None = None,
     ) -> None:
         self.model = model
         self.attention_backend = attention_backend
@@ -43,6 +44,7 @@ class ModelRunner:
         self.sampler = Sampler()
         self.shared_generator = torch.Generator(device=device)
         self.shared_generator.manual_seed(seed)
+        self.eos_token_id = eos_token_id
         self.states: dict[str, RequestState] = {}
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
@@ -73,7 +75,8 @@ class ModelRunner:
             logits = self.model.compute_logits(hidden[inputs.logits_indices])
             rows = [self.states[request_id] for request_id in inputs.sampling_request_ids]
             metadata = build_sampling_metadata(
-                [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids) for s in rows],
+                [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids, self.eos_token_id)
+                 for s in rows],
                 vocab_size=self.vocab_size,
                 device=self.device,
                 shared_generator=self.shared_generator,
