@@ -11,6 +11,7 @@ from datetime import date
 
 import attrs
 
+from tenon.cli.bench_serve import add_serve_parser
 from tenon.engine_args import EngineArgs
 
 
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cpu_default.add_argument("--output-json", default=None, help="write the results here")
     EngineArgs.add_cli_args(cpu_default, with_model=False)
     cpu_default.set_defaults(run=run_cpu_default)
+    add_serve_parser(benches)
 
 
 def run_cpu_default(args: argparse.Namespace) -> int:
