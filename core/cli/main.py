@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tenon.cli.chat",
     "tenon.cli.bench",
     "tenon.cli.doctor",
+    "tenon.cli.serve",
 )
 
 

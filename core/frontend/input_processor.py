@@ -78,6 +78,36 @@ def child_requests(
     return children
 
 
+def apply_chat_template(
+    tokenizer: Any | None,
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    add_generation_prompt: bool = True,
+    continue_final_message: bool = False,
+    chat_template_kwargs: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """The token ids of a conversation rendered by the tokenizer's chat template.
+
+    The template writes the special tokens itself, so the text is encoded without adding any.
+    """
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError("this model has no chat template; send a plain prompt instead")
+    import jinja2
+
+    try:
+        text = tokenizer.apply_chat_template(
+            [dict(message) for message in messages],
+            tokenize=False,
+            add_generation_prompt=add_generation_prompt,
+            continue_final_message=continue_final_message,
+            **dict(chat_template_kwargs or {}),
+        )
+    except jinja2.TemplateError as error:
+        # Templates reject conversations they cannot render (roles out of order, ...).
+        raise ValueError(f"the chat template refused these messages: {error}") from error
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
 def normalise_prompts(prompts: PromptInput | Sequence[PromptInput]) -> list[PromptInput]:
     if isinstance(prompts, str | Mapping):
         return [prompts]

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from tenon.engine_args import EngineArgs
 from tenon.frontend.input_processor import (
     PromptInput,
+    apply_chat_template,
     child_requests,
     normalise_prompts,
     process_prompt,
@@ -96,12 +97,7 @@ class LLM:
         return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
 
     def apply_chat_template(self, messages: Sequence[Message], *, add_generation_prompt: bool = True) -> list[int]:
-        if self.tokenizer is None or not getattr(self.tokenizer, "chat_template", None):
-            raise ValueError("this model has no chat template; use generate() with a plain prompt")
-        text = self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-        )
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return apply_chat_template(self.tokenizer, messages, add_generation_prompt=add_generation_prompt)
 
     def shutdown(self) -> None:
         """Free the engine's memory; the object cannot generate afterwards."""

@@ -1,4 +1,4 @@
-"""Registers the reference attention backend (imports nothing heavy)."""
+"""Registers the built-in attention backends (imports nothing heavy)."""
 
 from __future__ import annotations
 
@@ -25,5 +25,21 @@ def tenon_attention_backends() -> Sequence[AttentionBackendSpec]:
                 batch_invariant=True,
                 supports_sliding_window=True,
             ),
-        )
+        ),
+        AttentionBackendSpec(
+            name="torch-sdpa",
+            target="tenon.plugins.attention.sdpa:SdpaAttentionBackend",
+            api_version=API_VERSION,
+            priority=10,
+            description="torch scaled_dot_product_attention, one call per layer for the batch",
+            capabilities=AttentionCapabilities(
+                device_types=None,
+                dtypes=("float32", "bfloat16", "float16"),
+                head_sizes=None,
+                block_sizes=None,
+                supports_graphs=False,
+                batch_invariant=False,
+                supports_sliding_window=True,
+            ),
+        ),
     ]

@@ -275,7 +275,10 @@ def test_doctor_command_with_a_model(tmp_path, capsys):
         "quant_scheme",
         "model_loader",
     ]
-    assert report["slots"][0] == {"kind": "platform", "chosen": "cpu"}
+    import torch
+
+    expected_platform = "cuda" if torch.cuda.is_available() else "cpu"
+    assert report["slots"][0] == {"kind": "platform", "chosen": expected_platform}
     assert report["model"]["architecture"] == "LlamaForCausalLM"
     assert {d["requirements"]["dtype"] for d in report["decisions"][:4]} == {"float16"}
 

@@ -1,0 +1,216 @@
+"""Paged attention through `torch.nn.functional.scaled_dot_product_attention`, one call per batch.
+
+The reference backend loops over requests in every layer; this one plans the step once in
+`prepare` and then, per layer, gathers every request's cached K/V through the block table and
+makes one SDPA call over a padded batch:
+
+    query rows (ragged, request after request)     padded query  [B, H, max_q, D]
+    r0: t0 t1 t2 | r1: t3 | r2: t4 t5        ->    r0: t0 t1 t2
+                                                   r1: t3 .  .      (. = padding row)
+                                                   r2: t4 t5 .
+    keys: kv_layer[block_table[:, :num_blocks], K] -> [B, num_blocks * block_size, Hkv, D]
+    mask [B, 1, max_q, S]: key p is visible to row j of request b when
+        p <= seq_len[b] - query_len[b] + j   (causal)   and   p > that - sliding_window
+
+Padding rows see key 0 only (never an all-False row, which SDPA turns into NaN); their output
+is dropped. When the padded form grows past `max_pairs_per_call` query-key pairs (long
+prefills) or wastes most of its rows (a prefill beside decodes), consecutive requests are
+split into groups, each one SDPA call. Layers with a logits soft cap go to the reference.
+"""
+
+from __future__ import annotations
+
+import attrs
+import torch
+import torch.nn.functional as F
+
+from tenon.plugins.attention.reference import ReferenceAttentionBackend, write_kv
+from tenon.spec.attention import (
+    AttentionBackend,
+    AttentionBackendConfig,
+    AttentionLayer,
+    AttentionMetadata,
+)
+
+_KEY = 0
+_VALUE = 1
+DEFAULT_MAX_PAIRS_PER_CALL = 1 << 22  # padded query rows x keys; scores are heads x this
+
+
+@attrs.define(kw_only=True)
+class RequestGroup:
+    """Consecutive requests computed by one SDPA call; planned once per step."""
+
+    token_start: int  # first query row of the group in the step's token order
+    token_end: int
+    max_query_len: int
+    block_ids: torch.Tensor  # int64 [B, num_blocks]
+    padded_rows: torch.Tensor | None  # int64 [tokens]: row b * max_q + j; None when none pad
+    last_key: torch.Tensor  # int64 [B, max_q, 1]: highest visible key position per row
+    positions: torch.Tensor  # int64 [B, max_q, 1]: absolute position per row (0 for padding)
+    masks: dict[int | None, torch.Tensor] = attrs.Factory(dict)  # window -> [B, 1, max_q, S]
+
+    def mask(self, sliding_window: int | None, num_keys: int) -> torch.Tensor:
+        """The boolean mask for one window size, built by the first layer that needs it."""
+        if sliding_window not in self.masks:
+            key_positions = torch.arange(num_keys, device=self.last_key.device)  # [S]
+            allowed = key_positions <= self.last_key  # [B, max_q, S]
+            if sliding_window is not None:
+                allowed &= key_positions > self.positions - sliding_window
+            self.masks[sliding_window] = allowed.unsqueeze(1)  # [B, 1, max_q, S]
+        return self.masks[sliding_window]
+
+
+class SdpaAttentionBackend(AttentionBackend):
+    """One SDPA call per layer per request group; computes in the activation dtype."""
+
+    def __init__(
+        self, config: AttentionBackendConfig, max_pairs_per_call: int = DEFAULT_MAX_PAIRS_PER_CALL
+    ) -> None:
+        super().__init__(config)
+        self.max_pairs_per_call = max_pairs_per_call
+        self._reference = ReferenceAttentionBackend(config)
+        self._metadata: AttentionMetadata | None = None
+        self._groups: list[RequestGroup] = []
+
+    def prepare(self, metadata: AttentionMetadata) -> None:
+        """Group the requests and build their index tensors (one host copy of the lengths)."""
+        num_reqs = metadata.num_reqs
+        query_starts = metadata.query_start_loc[: num_reqs + 1].tolist()
+        seq_lens = metadata.seq_lens[:num_reqs].tolist()
+        query_lens = [
+            end - start for start, end in zip(query_starts[:-1], query_starts[1:], strict=True)
+        ]
+        self._groups = []
+        first = 0
+        for index in range(1, num_reqs + 1):
+            if index == num_reqs or self._starts_group(
+                query_lens[first : index + 1], seq_lens[first : index + 1]
+            ):
+                if query_starts[index] > query_starts[first]:  # skip groups with no query rows
+                    self._groups.append(
+                        self._plan(
+                            metadata,
+                            (first, index),
+                            (query_starts[first], query_starts[index]),
+                            max(query_lens[first:index]),
+                            max(seq_lens[first:index]),
+                        )
+                    )
+                first = index
+        self._metadata = metadata
+
+    def _starts_group(self, query_lens: list[int], seq_lens: list[int]) -> bool:
+        """Whether the last request should begin a new group rather than join the others."""
+        padded_rows = len(query_lens) * max(query_lens)
+        num_keys = -(-max(seq_lens) // self.config.block_size) * self.config.block_size
+        over_budget = padded_rows * num_keys > self.max_pairs_per_call
+        wasteful = padded_rows > 2 * sum(query_lens) + len(query_lens)
+        return over_budget or wasteful
+
+    def _plan(
+        self,
+        metadata: AttentionMetadata,
+        requests: tuple[int, int],
+        tokens: tuple[int, int],
+        max_query_len: int,
+        max_seq_len: int,
+    ) -> RequestGroup:
+        """Index tensors of requests `first:end`, whose query rows are `token_start:token_end`."""
+        device = metadata.query_start_loc.device
+        (first, end), (token_start, token_end) = requests, tokens
+        num_reqs, num_tokens = end - first, token_end - token_start
+        starts = metadata.query_start_loc[first : end + 1].long()  # [B + 1]
+        query_lens = starts[1:] - starts[:-1]  # [B]
+        seq_lens = metadata.seq_lens[first:end].long()  # [B]
+        num_blocks = -(-max_seq_len // self.config.block_size)
+
+        rows = torch.arange(max_query_len, device=device)  # [max_q]
+        is_real = rows < query_lens[:, None]  # [B, max_q]
+        positions = (seq_lens - query_lens)[:, None] + rows  # [B, max_q]
+        last_key = positions if metadata.causal else (seq_lens - 1)[:, None].expand_as(positions)
+        padded_rows = None
+        if num_tokens != num_reqs * max_query_len:
+            request_of_token = torch.repeat_interleave(
+                torch.arange(num_reqs, device=device), query_lens, output_size=num_tokens
+            )  # [tokens]
+            row_in_request = (
+                torch.arange(num_tokens, device=device) + token_start - starts[request_of_token]
+            )  # [tokens]
+            padded_rows = request_of_token * max_query_len + row_in_request  # [tokens]
+        return RequestGroup(
+            token_start=token_start,
+            token_end=token_end,
+            max_query_len=max_query_len,
+            block_ids=metadata.block_table[first:end, :num_blocks].long(),  # [B, num_blocks]
+            padded_rows=padded_rows,
+            last_key=torch.where(is_real, last_key, 0).unsqueeze(-1),  # [B, max_q, 1]
+            positions=torch.where(is_real, positions, 0).unsqueeze(-1),  # [B, max_q, 1]
+        )
+
+    def forward(
+        self,
+        layer: AttentionLayer,
+        query: torch.Tensor,  # [num_tokens, num_heads, head_size]
+        key: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
+        metadata: AttentionMetadata,
+    ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
+        if layer.logits_soft_cap is not None:  # SDPA has no soft cap: the reference's math
+            return self._reference.forward(layer, query, key, value, kv_layer, metadata)
+        if layer.num_heads % layer.num_kv_heads != 0:
+            raise ValueError(
+                f"num_heads ({layer.num_heads}) must be a multiple of num_kv_heads "
+                f"({layer.num_kv_heads})"
+            )
+        if metadata is not self._metadata:  # a caller that skipped prepare() still works
+            self.prepare(metadata)
+        write_kv(key, value, kv_layer, metadata.slot_mapping[: key.shape[0]])
+        num_tokens = query.shape[0]
+        if len(self._groups) == 1 and self._groups[0].token_end == num_tokens:
+            return self._attend(layer, self._groups[0], query, kv_layer)
+        output = torch.zeros_like(query)  # [num_tokens, H, D]; padding rows stay zero
+        for group in self._groups:
+            output[group.token_start : group.token_end] = self._attend(
+                layer, group, query, kv_layer
+            )
+        return output
+
+    def _attend(
+        self,
+        layer: AttentionLayer,
+        group: RequestGroup,
+        query: torch.Tensor,  # [num_tokens, num_heads, head_size]
+        kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
+    ) -> torch.Tensor:  # [group tokens, num_heads, head_size]
+        num_reqs, num_blocks = group.block_ids.shape
+        max_q, (_, num_heads, head_size) = group.max_query_len, query.shape
+        num_keys = num_blocks * kv_layer.shape[2]
+        rows = query[group.token_start : group.token_end]  # [tokens, H, D]
+        if group.padded_rows is not None:
+            padded = rows.new_zeros(num_reqs * max_q, num_heads, head_size)  # [B * max_q, H, D]
+            rows = padded.index_copy_(0, group.padded_rows, rows)
+        padded_query = rows.view(num_reqs, max_q, num_heads, head_size).transpose(1, 2)
+        # padded_query: [B, H, max_q, D]
+
+        def gather(component: int) -> torch.Tensor:  # [B, Hkv, S, D]
+            # index_select copies whole blocks (several times faster than advanced indexing on
+            # CPU); SDPA runs faster on contiguous K/V than the copy costs.
+            blocks = kv_layer[:, component].index_select(0, group.block_ids.flatten())
+            # blocks: [B * num_blocks, bs, Hkv, D]
+            cached = blocks.view(num_reqs, num_keys, *blocks.shape[2:])  # [B, S, Hkv, D]
+            return cached.transpose(1, 2).contiguous().to(query.dtype)  # [B, Hkv, S, D]
+
+        out = F.scaled_dot_product_attention(
+            padded_query,
+            gather(_KEY),
+            gather(_VALUE),
+            attn_mask=group.mask(layer.sliding_window, num_keys),  # [B, 1, max_q, S]
+            scale=layer.scale,
+            enable_gqa=True,
+        )  # [B, H, max_q, D]
+        out = out.transpose(1, 2).reshape(num_reqs * max_q, num_heads, head_size)
+        if group.padded_rows is not None:
+            out = out.index_select(0, group.padded_rows)  # [tokens, H, D]
+        return out
