@@ -110,6 +110,9 @@ class AttentionBackend(abc.ABC):
       ones, with grouped-query sharing (query head h reads KV head h // (num_heads // num_kv_heads)).
     - No host synchronisation and no allocation that depends on data values inside `forward`
       when graph capture is declared: shapes come from the padded token count only.
+    - The runner zero-fills the cache once at allocation, so every slot a backend may read past
+      a request's length holds finite values (zeros or stale K/V): a backend may gather whole
+      blocks and mask the tail, but must mask it.
     - The reference backend (`tenon.plugins.attention.reference`) is the oracle: a faster
       backend matches it within dtype tolerance on random paged layouts (`tenon.testing`).
     """

@@ -12,9 +12,10 @@ from tenon.spec.model import KVCacheSpec
 from tenon.spec.platform import MemoryInfo
 
 # On the CPU the cache shares memory with everything else; vLLM's CPU backend defaults to a
-# fixed space (VLLM_CPU_KVCACHE_SPACE) for the same reason. Tenon takes the smaller of 4 GiB and
-# a quarter of the machine's memory unless --kv-cache-memory-bytes says otherwise.
-CPU_DEFAULT_KV_CACHE_BYTES = 4 << 30
+# fixed space (VLLM_CPU_KVCACHE_SPACE) for the same reason. Tenon takes the smaller of 1 GiB and
+# a quarter of the machine's memory unless --kv-cache-memory-bytes says otherwise (1 GiB holds
+# about 23,000 tokens of the default model; zeroing it costs under a second here).
+CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
 
 
 def block_bytes(spec: KVCacheSpec, block_size: int, dtype: torch.dtype) -> int:
@@ -58,13 +59,12 @@ def allocate_kv_cache(
     spec: KVCacheSpec, num_blocks: int, block_size: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The one cache tensor and its per-layer strided views."""
-    # torch.empty: pages of a large host allocation are mapped lazily, so start-up does not pay
-    # for touching gigabytes; only written slots are ever read. The null block is zeroed so
-    # padding rows read as zeros wherever a kernel touches them.
-    kv_cache = torch.empty(
+    # Zeroed, not empty: backends that gather whole blocks (torch-sdpa) read slots past a
+    # request's length and mask them out, and a masked NaN left in recycled device memory would
+    # still poison the output (0 * NaN). Written slots only ever hold finite K/V.
+    kv_cache = torch.zeros(
         (num_blocks, spec.num_layers, spec.num_components, block_size, spec.num_kv_heads, spec.head_size),
         dtype=dtype,
         device=device,
     )
-    kv_cache[0].zero_()
     return kv_cache, [kv_cache[:, layer] for layer in range(spec.num_layers)]
