@@ -65,6 +65,11 @@ class Platform(abc.ABC):
         """A device graph to capture decode steps into; None where graphs are unsupported."""
         return None
 
+    def default_dtype(self, checkpoint_dtype: str | None) -> str:
+        """The dtype `--dtype auto` means here, given the checkpoint's (None when unknown).
+        Default: the checkpoint's half precision if it has one, else bfloat16."""
+        return checkpoint_dtype if checkpoint_dtype in ("bfloat16", "float16") else "bfloat16"
+
     def pin_memory_available(self) -> bool:
         """Whether host buffers should be pinned for asynchronous copies."""
         return False

@@ -45,15 +45,13 @@ class Engine:
     eos_token_id: int | None
 
 
-def _resolve_dtype(requested: str, hf_config: Any, device_type: str) -> str:
+def _resolve_dtype(requested: str, hf_config: Any, platform: Any) -> str:
     dtype = DTYPE_ALIASES[requested]
     if dtype != "auto":
         return dtype
-    if device_type == "cpu":
-        return "float32"  # bf16 matmuls are slower than float32 on most CPUs
     stored = getattr(hf_config, "dtype", None) or getattr(hf_config, "torch_dtype", None)
-    stored_name = str(stored).removeprefix("torch.") if stored is not None else ""
-    return stored_name if stored_name in ("bfloat16", "float16") else "bfloat16"
+    stored_name = str(stored).removeprefix("torch.") if stored is not None else None
+    return str(platform.default_dtype(stored_name))
 
 
 def _pick(log: StartupLog, host: PluginHost, kind: PluginKind, requirements: Requirements,
@@ -117,7 +115,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         platform_cls = _pick(log, host, PluginKind.PLATFORM, Requirements(), requested=config.plugins.device)
         platform = platform_cls()
         device = platform.device(0)
-        config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, device.type)
+        config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, platform)
         dtype = getattr(torch, config.model.dtype)
     with log.phase("model"):
         quant_config = getattr(hf_config, "quantization_config", None)

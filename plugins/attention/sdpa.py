@@ -193,6 +193,9 @@ class SdpaAttentionBackend(AttentionBackend):
             rows = padded.index_copy_(0, group.padded_rows, rows)
         padded_query = rows.view(num_reqs, max_q, num_heads, head_size).transpose(1, 2)
         # padded_query: [B, H, max_q, D]
+        # On the CPU, SDPA's half-precision kernels are several times slower than float32 ones
+        # (measured: 1264 vs 397 us for a 16-request bf16 decode step), so compute in float32.
+        compute_dtype = torch.float32 if query.device.type == "cpu" else query.dtype
 
         def gather(component: int) -> torch.Tensor:  # [B, Hkv, S, D]
             # index_select copies whole blocks (several times faster than advanced indexing on
@@ -200,17 +203,17 @@ class SdpaAttentionBackend(AttentionBackend):
             blocks = kv_layer[:, component].index_select(0, group.block_ids.flatten())
             # blocks: [B * num_blocks, bs, Hkv, D]
             cached = blocks.view(num_reqs, num_keys, *blocks.shape[2:])  # [B, S, Hkv, D]
-            return cached.transpose(1, 2).contiguous().to(query.dtype)  # [B, Hkv, S, D]
+            return cached.transpose(1, 2).to(compute_dtype).contiguous()  # [B, Hkv, S, D]
 
         out = F.scaled_dot_product_attention(
-            padded_query,
+            padded_query.to(compute_dtype),
             gather(_KEY),
             gather(_VALUE),
             attn_mask=group.mask(layer.sliding_window, num_keys),  # [B, 1, max_q, S]
             scale=layer.scale,
             enable_gqa=True,
         )  # [B, H, max_q, D]
-        out = out.transpose(1, 2).reshape(num_reqs * max_q, num_heads, head_size)
+        out = out.to(query.dtype).transpose(1, 2).reshape(num_reqs * max_q, num_heads, head_size)
         if group.padded_rows is not None:
             out = out.index_select(0, group.padded_rows)  # [tokens, H, D]
         return out

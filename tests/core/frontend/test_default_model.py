@@ -24,7 +24,7 @@ NEW_TOKENS = 32
 
 @pytest.fixture(scope="module")
 def llm() -> LLM:
-    engine = LLM(log_startup=False)
+    engine = LLM(log_startup=False, dtype="float32")
     yield engine
     engine.shutdown()
 

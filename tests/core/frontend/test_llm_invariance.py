@@ -35,7 +35,7 @@ def _assert_all_blocks_free(llm: LLM) -> None:
 @pytest.fixture(scope="module")
 def alone_outputs(tiny_llama_dir: Path) -> tuple[list, list[list[int]]]:
     prompts = _prompts(16, seed=7)
-    llm = LLM(str(tiny_llama_dir), log_startup=False, enable_prefix_caching=False)
+    llm = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False, enable_prefix_caching=False)
     outputs = [_tokens(llm, [prompt])[0] for prompt in prompts]
     llm.shutdown()
     return prompts, outputs
@@ -52,7 +52,7 @@ def alone_outputs(tiny_llama_dir: Path) -> tuple[list, list[list[int]]]:
 )
 def test_batch_outputs_equal_alone(tiny_llama_dir: Path, alone_outputs: tuple, engine_args: dict) -> None:
     prompts, expected = alone_outputs
-    llm = LLM(str(tiny_llama_dir), log_startup=False, **engine_args)
+    llm = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False, **engine_args)
     assert _tokens(llm, prompts) == expected
     if "num_gpu_blocks_override" in engine_args:
         assert llm.engine.client.core.scheduler.num_preemptions_total > 0
@@ -66,11 +66,11 @@ def test_prefix_cache_hit_reports_cached_tokens_and_same_output(tiny_llama_dir: 
     shared = [rng.randrange(1, VOCAB_SIZE) for _ in range(4 * block_size + 2)]
     first = {"prompt_token_ids": shared + [5, 6, 7]}
     second = {"prompt_token_ids": shared + [9, 10]}
-    cold = LLM(str(tiny_llama_dir), log_startup=False, block_size=block_size, enable_prefix_caching=False)
+    cold = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False, block_size=block_size, enable_prefix_caching=False)
     expected = _tokens(cold, [second])[0]
     cold.shutdown()
 
-    llm = LLM(str(tiny_llama_dir), log_startup=False, block_size=block_size)
+    llm = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False, block_size=block_size)
     llm.generate(first, GREEDY)
     output = llm.generate(second, GREEDY)[0]
     assert output.num_cached_tokens >= 3 * block_size
@@ -84,7 +84,7 @@ def test_seeded_sampling_reproduces_alone_and_in_batch(tiny_llama_dir: Path) -> 
     prompts = _prompts(6, seed=11)
     seeded = SamplingParams(temperature=1.0, top_p=0.9, top_k=50, seed=1234, max_tokens=16, ignore_eos=True)
     unseeded = SamplingParams(temperature=1.0, max_tokens=16, ignore_eos=True)
-    llm = LLM(str(tiny_llama_dir), log_startup=False)
+    llm = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False)
     alone = _tokens(llm, [prompts[0]], seeded)[0]
     again = _tokens(llm, [prompts[0]], seeded)[0]
     mixed = llm.generate(prompts, [seeded if i == 3 else unseeded for i in range(6)])

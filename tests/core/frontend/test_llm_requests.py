@@ -16,7 +16,7 @@ from tests.helpers.tiny_model import load_hf_model
 
 @pytest.fixture(scope="module")
 def llm(tiny_llama_dir: Path):  # type: ignore[no-untyped-def]
-    engine = LLM(str(tiny_llama_dir), log_startup=False, max_model_len=64)
+    engine = LLM(str(tiny_llama_dir), dtype="float32", log_startup=False, max_model_len=64)
     yield engine
     engine.shutdown()
 
@@ -104,7 +104,7 @@ def test_model_without_tokenizer_accepts_token_ids(tiny_llama_dir: Path, tmp_pat
     bare.mkdir()
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_llama_dir / name, bare / name)
-    llm = LLM(str(bare), log_startup=False)
+    llm = LLM(str(bare), dtype="float32", log_startup=False)
     assert llm.tokenizer is None
     output = llm.generate({"prompt_token_ids": [3, 4, 5]}, SamplingParams(max_tokens=5, ignore_eos=True))[0]
     assert len(output.outputs[0].token_ids) == 5 and output.outputs[0].text == ""

@@ -35,7 +35,7 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def make_engine_args(tiny_llama_dir: Path) -> Callable[..., EngineArgs]:
     def make(**overrides: Any) -> EngineArgs:
-        return EngineArgs(**{"model": str(tiny_llama_dir), "max_model_len": 256, **overrides})
+        return EngineArgs(**{"model": str(tiny_llama_dir), "dtype": "float32", "max_model_len": 256, **overrides})
 
     return make
 

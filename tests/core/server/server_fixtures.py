@@ -31,7 +31,7 @@ ALIAS_NAME = "tiny-alias"
 
 
 def tiny_engine_args(model_dir: Path) -> EngineArgs:
-    return EngineArgs(model=str(model_dir), max_model_len=MAX_MODEL_LEN, max_num_seqs=8,
+    return EngineArgs(model=str(model_dir), dtype="float32", max_model_len=MAX_MODEL_LEN, max_num_seqs=8,
                       served_model_name=SERVED_NAME)
 
 
@@ -71,7 +71,8 @@ def fault_engine(fault_server: LiveServer) -> Iterator[InProcessAsyncEngine]:
 
 @pytest.fixture(scope="session")
 def offline_llm(server_model_dir: Path) -> Iterator[LLM]:
-    llm = LLM(str(server_model_dir), log_startup=False, max_model_len=MAX_MODEL_LEN, max_num_seqs=8)
+    llm = LLM(str(server_model_dir), dtype="float32", log_startup=False, max_model_len=MAX_MODEL_LEN,
+              max_num_seqs=8)
     yield llm
     llm.shutdown()
 

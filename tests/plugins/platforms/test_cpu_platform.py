@@ -73,3 +73,17 @@ def test_platform_memory_info_is_this_machines():
     info = CpuPlatform().memory_info(torch.device("cpu"))
     assert info.total_bytes == host_memory_info().total_bytes
     assert 0 < info.free_bytes <= info.total_bytes
+
+
+def test_auto_dtype_is_bfloat16_only_with_native_bf16(tmp_path) -> None:
+    from tenon.plugins.platforms.cpu import CpuPlatform, cpu_has_native_bf16
+
+    with_bf16 = tmp_path / "with"
+    with_bf16.write_text("processor: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    without = tmp_path / "without"
+    without.write_text("processor: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert cpu_has_native_bf16(str(with_bf16)) is True
+    assert cpu_has_native_bf16(str(without)) is False
+    assert cpu_has_native_bf16(str(tmp_path / "missing")) is False
+    expected = "bfloat16" if cpu_has_native_bf16() else "float32"
+    assert CpuPlatform().default_dtype("float32") == expected
