@@ -5,6 +5,7 @@ all in one run."""
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,11 +24,17 @@ def _prompts(count: int, vocab_size: int) -> list[list[int]]:
     return [[rng.randrange(vocab_size) for _ in range(INPUT_LEN)] for _ in range(count)]
 
 
+REPEATS = 3  # this machine is shared and noisy: each figure is the median of three runs
+
+
 def _timed(run: Callable[[], int]) -> float:
-    """Output tokens per second of one call that returns how many tokens it produced."""
-    start = time.perf_counter()
-    num_tokens = run()
-    return num_tokens / (time.perf_counter() - start)
+    """Median output tokens per second over REPEATS calls of `run` (returns tokens made)."""
+    rates = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        num_tokens = run()
+        rates.append(num_tokens / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 def tenon_rates(engine_args: dict[str, Any]) -> tuple[dict[int, float], Any]:
@@ -110,7 +117,7 @@ def run_cpu_default(engine_args: dict[str, Any]) -> list[dict[str, Any]]:
             baseline={"name": "hf-transformers-generate-fp32", "value": round(hf[count], 2),
                       "ratio": round(ours[count] / hf[count], 2)},
             limit=limit,
-            extra={"concurrency": count, "input_len": INPUT_LEN, "output_len": OUTPUT_LEN,
+            extra={"concurrency": count, "repeats": REPEATS, "statistic": "median", "input_len": INPUT_LEN, "output_len": OUTPUT_LEN,
                    "tenon_dtype": dtype, "threads": torch.get_num_threads(),
                    "llama_cpp": None if llama_cpp is None else {
                        "name": "llama-cpp-python Q4_1 (sequential)", "value": round(llama_cpp[count], 2),
