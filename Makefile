@@ -29,14 +29,14 @@ generate: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check spec core
-	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec
+	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec tenon.engine tenon.plugin_host tenon.sampling tenon.output tenon.worker tenon.startup tenon.frontend tenon.layers
 	$(PY) -m pytest -q -m "not gpu" -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check spec core plugins
 
 typecheck: $(STAMP)
-	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec
+	MYPY=$(VENV)/bin/mypy .ci/typecheck tenon.spec tenon.engine tenon.plugin_host tenon.sampling tenon.output tenon.worker tenon.startup tenon.frontend tenon.layers
 
 clean:
 	rm -rf $(VENV) build *.egg-info

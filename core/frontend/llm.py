@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -66,7 +66,7 @@ class LLM:
                     max_model_len=self.engine.config.model.max_model_len,
                 )
                 tracker = RequestTracker(request_id, prompt.prompt, prompt.prompt_token_ids,
-                                         [(c.request_id, c.sampling_params) for c in children],
+                                         [(c.request_id, cast(SamplingParams, c.sampling_params)) for c in children],
                                          self.tokenizer)
                 for child in children:
                     self.engine.client.add_request(child)
@@ -89,10 +89,13 @@ class LLM:
         use_tqdm: bool = False,
     ) -> list[RequestOutput]:
         """Apply the model's chat template to one conversation (or several) and generate."""
-        conversations = [messages] if messages and isinstance(messages[0], Mapping) else messages
+        conversations = cast(
+            Sequence[Sequence[Message]],
+            [messages] if messages and isinstance(messages[0], Mapping) else messages,
+        )
         prompts: list[PromptInput] = [
             {"prompt_token_ids": self.apply_chat_template(c, add_generation_prompt=add_generation_prompt)}
-            for c in conversations  # type: ignore[union-attr]
+            for c in conversations
         ]
         return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
 

@@ -58,6 +58,7 @@ def _pick(log: StartupLog, host: PluginHost, kind: PluginKind, requirements: Req
           requested: str | None = None, preferred: tuple[str, ...] = ()) -> Any:
     implementation, decision = host.select(kind, requirements, requested=requested, preferred=preferred)
     verdict = decision.chosen_verdict
+    assert decision.chosen is not None  # select() raises when nothing fills the slot
     log.slot(kind.label, decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
     return implementation
 
