@@ -5,7 +5,9 @@ Sections:
 - records: one frozen spec per implementation (`PlatformSpec`, `ModelSpec`, ...) with its
   typed capabilities, matched against `Requirements`;
 - interfaces, one module per kind: `platform`, `model`, `attention`, `quantization`,
-  `drafter`, `kv_tier`, `kv_connector`, `loader`.
+  `drafter`, `kv_tier`, `kv_connector`, `loader`;
+- versioning: `API_VERSION`, `unsupported_reason` (`version`), deprecated forms that still work
+  with a `TenonDeprecationWarning` (`deprecation`).
 
 Nothing here imports torch at import time, so discovery stays cheap in every process.
 """
@@ -20,6 +22,7 @@ from tenon.spec.capabilities import (
     PlatformCapabilities,
     QuantCapabilities,
 )
+from tenon.spec.deprecation import TenonDeprecationWarning
 from tenon.spec.markers import ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
 from tenon.spec.records import (
     AttentionBackendSpec,
@@ -59,6 +62,7 @@ __all__ = [
     "QuantCapabilities",
     "QuantSchemeSpec",
     "Requirements",
+    "TenonDeprecationWarning",
     "hookimpl",
     "hookspec",
     "supported_range",

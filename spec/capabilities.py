@@ -1,6 +1,7 @@
 """Typed, frozen capability records: what each kind of plugin declares it can do.
 
-A field that is None means "any". Each record answers `unmet(requirements)` with the reasons it
+A field that is None means "any". Deprecated keyword names still accepted (with a warning) are
+listed in `tenon.spec.deprecation.DEPRECATIONS`. Each record answers `unmet(requirements)` with the reasons it
 cannot serve (empty: it can). Plugins construct these in their registration hooks; nothing here
 imports torch.
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import attrs
 
+from tenon.spec.deprecation import DEPRECATIONS, renamed_fields
 from tenon.spec.requirements import Requirements, check_flag, check_member
 
 
+@renamed_fields(*DEPRECATIONS["PlatformCapabilities"])
 @attrs.frozen(kw_only=True)
 class PlatformCapabilities:
     device_type: str
@@ -41,6 +44,7 @@ class ModelCapabilities:
         )
 
 
+@renamed_fields(*DEPRECATIONS["AttentionCapabilities"])
 @attrs.frozen(kw_only=True)
 class AttentionCapabilities:
     device_types: tuple[str, ...] | None = None

@@ -3,7 +3,8 @@
 `API_VERSION` is "MAJOR.MINOR". A plugin declares the version it was written against in every
 spec it returns (`api_version`). It is supported when its major equals ours and its minor is not
 newer than ours: minor releases only add (and deprecate, keeping the old form working for one
-minor version with a warning); a major release may remove what was deprecated.
+minor version with a warning); a major release may remove what was deprecated. How a deprecated
+form is declared and warned about: `tenon.spec.deprecation`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 API_VERSION = "1.0"
 
 
-def _parse(version: str) -> tuple[int, int]:
+def parse(version: str) -> tuple[int, int]:
+    """(major, minor) of "MAJOR.MINOR"; ValueError for anything else."""
     parts = version.split(".")
     if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
         raise ValueError(f"api_version must look like 'MAJOR.MINOR', got {version!r}")
@@ -20,17 +22,17 @@ def _parse(version: str) -> tuple[int, int]:
 
 def supported_range() -> str:
     """Human-readable range of plugin api_versions this contract accepts."""
-    major, minor = _parse(API_VERSION)
+    major, minor = parse(API_VERSION)
     return f">={major}.0,<={major}.{minor}"
 
 
 def unsupported_reason(api_version: str) -> str | None:
     """None when a plugin written against `api_version` works with this contract, else why not."""
     try:
-        major, minor = _parse(api_version)
+        major, minor = parse(api_version)
     except ValueError as error:
         return str(error)
-    our_major, our_minor = _parse(API_VERSION)
+    our_major, our_minor = parse(API_VERSION)
     if major != our_major or minor > our_minor:
         return (
             f"written for tenon.spec API {api_version}, but this Tenon provides API {API_VERSION} "

@@ -134,37 +134,8 @@ def greedy_generate(
     if max_new_tokens < 1 or not prompts:
         return [[] for _ in prompts]
 
-    first_param = next(model.parameters())
-    device, model_dtype = first_param.device, first_param.dtype
-    kv_spec: KVCacheSpec = model.kv_cache_spec()
-    kv_dtype = getattr(torch, kv_spec.dtype, model_dtype)
     max_lens = [len(prompt) + max_new_tokens for prompt in prompts]
-    blocks_per_request = [-(-max_len // block_size) for max_len in max_lens]
-    num_blocks = 1 + sum(blocks_per_request)  # block 0 is the null block
-    kv = PagedKVCache.allocate(kv_spec, num_blocks, block_size, kv_dtype, device)
-
-    generator = torch.Generator().manual_seed(0)
-    shuffled = (torch.randperm(num_blocks - 1, generator=generator) + 1).tolist()
-    block_tables: list[list[int]] = []
-    for count in blocks_per_request:
-        block_tables.append(shuffled[:count])
-        shuffled = shuffled[count:]
-
-    if backend is None:
-        from tenon.plugins.attention.reference import ReferenceAttentionBackend
-
-        backend = ReferenceAttentionBackend
-    attention_backend = backend(
-        AttentionBackendConfig(
-            device=str(device),
-            dtype=str(kv_dtype).removeprefix("torch."),
-            block_size=block_size,
-            num_layers=kv_spec.num_layers,
-            max_num_reqs=len(prompts),
-            max_num_tokens=sum(len(prompt) for prompt in prompts),
-            max_model_len=max(max_lens),
-        )
-    )
+    kv, block_tables, attention_backend, device = _paged_setup(model, max_lens, block_size, backend)
 
     tokens = [list(prompt) for prompt in prompts]
     num_computed = [0] * len(prompts)
@@ -190,6 +161,68 @@ def greedy_generate(
             for r, token in sampled.items():
                 tokens[r].append(token)
     return [tokens[r][len(prompts[r]) :] for r in range(len(prompts))]
+
+
+def prefill_logits(
+    model: Any,  # a ModelArchitecture (torch.nn.Module) with loaded weights
+    prompts: list[list[int]],
+    *,
+    block_size: int = 4,
+    backend: BackendFactory | None = None,
+) -> list[torch.Tensor]:  # per prompt: float32 [prompt_len, vocab_size]
+    """The logits of every prompt position, all prompts prefilled together in one step."""
+    if any(not prompt for prompt in prompts):
+        raise ValueError("every prompt needs at least one token")
+    lens = [len(prompt) for prompt in prompts]
+    kv, block_tables, attention_backend, device = _paged_setup(model, lens, block_size, backend)
+    metadata, _ = build_metadata(lens, lens, block_tables, block_size, device)
+    context = ForwardContext(
+        attention_metadata=metadata, attention_backend=attention_backend, kv_layers=kv.kv_layers
+    )
+    input_ids = torch.tensor([t for prompt in prompts for t in prompt], device=device)
+    positions = torch.cat([torch.arange(length, device=device) for length in lens])
+    with torch.inference_mode():
+        attention_backend.prepare(metadata)
+        hidden = model(input_ids, positions, context)  # [num_tokens, hidden_size]
+        logits = model.compute_logits(hidden)  # float32 [num_tokens, vocab_size]
+    return list(logits.split(lens))
+
+
+def _paged_setup(
+    model: Any, max_lens: list[int], block_size: int, backend: BackendFactory | None
+) -> tuple[PagedKVCache, list[list[int]], AttentionBackend, torch.device]:
+    """The KV cache, shuffled block tables for sequences up to `max_lens`, and the backend."""
+    first_param = next(model.parameters())
+    device, model_dtype = first_param.device, first_param.dtype
+    kv_spec: KVCacheSpec = model.kv_cache_spec()
+    kv_dtype = getattr(torch, kv_spec.dtype, model_dtype)
+    blocks_per_request = [-(-max_len // block_size) for max_len in max_lens]
+    num_blocks = 1 + sum(blocks_per_request)  # block 0 is the null block
+    kv = PagedKVCache.allocate(kv_spec, num_blocks, block_size, kv_dtype, device)
+
+    generator = torch.Generator().manual_seed(0)
+    shuffled = (torch.randperm(num_blocks - 1, generator=generator) + 1).tolist()
+    block_tables: list[list[int]] = []
+    for count in blocks_per_request:
+        block_tables.append(shuffled[:count])
+        shuffled = shuffled[count:]
+
+    if backend is None:
+        from tenon.plugins.attention.reference import ReferenceAttentionBackend
+
+        backend = ReferenceAttentionBackend
+    attention_backend = backend(
+        AttentionBackendConfig(
+            device=str(device),
+            dtype=str(kv_dtype).removeprefix("torch."),
+            block_size=block_size,
+            num_layers=kv_spec.num_layers,
+            max_num_reqs=len(max_lens),
+            max_num_tokens=sum(max_lens),
+            max_model_len=max(max_lens),
+        )
+    )
+    return kv, block_tables, attention_backend, device
 
 
 def _run_step(

@@ -8,8 +8,13 @@ import torch
 
 from tenon.plugins.attention.reference import ReferenceAttentionBackend
 from tenon.plugins.attention.sdpa import SdpaAttentionBackend
+from tenon.testing.paged_layouts import (
+    backend_config,
+    dense_attention,
+    make_case,
+    make_layer,
+)
 from tenon.testing.paged_runner import build_metadata
-from tests.plugins.attention.paged_cases import backend_config, dense_attention, make_case, make_layer
 
 pytestmark = [
     pytest.mark.gpu,

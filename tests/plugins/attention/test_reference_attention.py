@@ -8,8 +8,7 @@ import torch
 
 from tenon.plugins.attention.reference import ReferenceAttentionBackend
 from tenon.spec.attention import AttentionLayer
-from tenon.testing.paged_runner import build_metadata
-from tests.plugins.attention.paged_cases import (
+from tenon.testing.paged_layouts import (
     PagedCase,
     backend_config,
     dense_attention,
@@ -17,6 +16,7 @@ from tests.plugins.attention.paged_cases import (
     make_layer,
     step_inputs,
 )
+from tenon.testing.paged_runner import build_metadata
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
 

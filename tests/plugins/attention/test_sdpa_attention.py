@@ -9,8 +9,8 @@ import torch
 from tenon.plugins.attention.reference import ReferenceAttentionBackend
 from tenon.plugins.attention.sdpa import SdpaAttentionBackend
 from tenon.spec.attention import AttentionLayer
+from tenon.testing.paged_layouts import backend_config, make_case, make_layer, step_inputs
 from tenon.testing.paged_runner import build_metadata
-from tests.plugins.attention.paged_cases import backend_config, make_case, make_layer, step_inputs
 
 TOLERANCE = {
     torch.float32: {"atol": 1e-5, "rtol": 1e-5},
@@ -96,6 +96,22 @@ def test_decode_only_matches_reference() -> None:
     [group] = sdpa._groups
     assert group.padded_rows is None  # the query is a view, no padding rows
 
+
+
+@pytest.mark.parametrize("seq_lens", [[13], [7, 7, 7]])
+def test_decodes_of_equal_length_slice_the_keys_without_a_mask(seq_lens: list[int]) -> None:
+    layers = [make_layer(num_heads=8, num_kv_heads=2), make_layer(layer_index=1, sliding_window=4)]
+    query_lens = [1] * len(seq_lens)
+    sdpa = compare(layers, query_lens=query_lens, seq_lens=seq_lens, num_layers=2, seed=18)
+    [group] = sdpa._groups
+    assert group.uniform_seq_len == seq_lens[0]
+    assert list(group.masks) == [4]  # only the window that hides keys needs a mask
+
+
+def test_not_causal_queries_of_equal_length_need_no_mask() -> None:
+    sdpa = compare([make_layer()], query_lens=[3, 3], seq_lens=[6, 6], causal=False, seed=19)
+    [group] = sdpa._groups
+    assert group.uniform_seq_len == 6 and not group.masks
 
 def test_lengths_not_multiple_of_block_size() -> None:
     compare(

@@ -1,4 +1,14 @@
-"""Builders for the attention tests: random paged layouts and a dense (unpaged) oracle."""
+"""Random paged layouts for attention tests, and a dense (unpaged) oracle.
+
+One step's inputs are drawn at random per request (query rows, and K/V for every position of
+the sequence); the cached prefix, the positions before this step's query, is written into a
+shuffled set of blocks with plain per-token indexing, independent of any backend's write path:
+
+    kv_cache: [num_blocks, num_layers, 2, block_size, num_kv_heads, head_size]
+    block 0 is the null block; every other block is owned by at most one request, in a random
+    order, and a few blocks belong to nobody. Every byte starts random, so a backend that reads
+    a slot it should not shows up as a mismatch.
+"""
 
 from __future__ import annotations
 
@@ -36,13 +46,13 @@ def make_case(
     layer_index: int,
     seed: int,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> PagedCase:
-    """Random Q/K/V; the cached prefix (positions before the query) is written into the cache
-    here with plain per-token indexing, independent of the backend's own write path."""
+    """Random Q/K/V (drawn on the CPU, so every device sees the same numbers), with the cached
+    prefix of each request written into its shuffled blocks."""
     generator = torch.Generator().manual_seed(seed)
     blocks_needed = [math.ceil(seq_len / block_size) for seq_len in seq_lens]
     num_blocks = 1 + sum(blocks_needed) + 3  # null block, and a few blocks nobody owns
-    # Random bytes everywhere, so reading a slot that was never written shows up as a mismatch.
     kv_cache = torch.randn(
         num_blocks, num_layers, 2, block_size, num_kv_heads, head_size, generator=generator
     ).to(dtype)
@@ -64,22 +74,24 @@ def make_case(
             kv_cache[block, layer_index, 0, offset] = key[position]
             kv_cache[block, layer_index, 1, offset] = value[position]
     return PagedCase(
-        kv_cache=kv_cache,
+        kv_cache=kv_cache.to(device),
         block_tables=block_tables,
         query_lens=query_lens,
         seq_lens=seq_lens,
-        queries=queries,
-        keys=keys,
-        values=values,
+        queries=[query.to(device) for query in queries],
+        keys=[key.to(device) for key in keys],
+        values=[value.to(device) for value in values],
     )
 
 
 def step_inputs(
     case: PagedCase, block_size: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, AttentionMetadata]:
-    """Flattened query/new key/new value rows for the step, and its metadata."""
+    """Flattened query / new key / new value rows for the step, and its metadata, on the
+    case's device: query [num_tokens, num_heads, head_size], key and value
+    [num_tokens, num_kv_heads, head_size]."""
     metadata, _ = build_metadata(
-        case.query_lens, case.seq_lens, case.block_tables, block_size, "cpu"
+        case.query_lens, case.seq_lens, case.block_tables, block_size, case.kv_cache.device
     )
     query = torch.cat(case.queries)
     lens = list(zip(case.query_lens, case.seq_lens, strict=True))
@@ -100,8 +112,8 @@ def dense_attention(
     q = query.float().transpose(0, 1)  # [num_heads, query_len, head_size]
     k = key.float().repeat_interleave(group, dim=1).transpose(0, 1)
     v = value.float().repeat_interleave(group, dim=1).transpose(0, 1)
-    query_positions = torch.arange(seq_len - query_len, seq_len)[:, None]
-    key_positions = torch.arange(seq_len)[None, :]
+    query_positions = torch.arange(seq_len - query_len, seq_len, device=query.device)[:, None]
+    key_positions = torch.arange(seq_len, device=query.device)[None, :]
     mask = key_positions <= query_positions
     if layer.sliding_window is not None:
         mask &= key_positions > query_positions - layer.sliding_window
@@ -116,10 +128,13 @@ def dense_attention(
     return out.transpose(0, 1).to(query.dtype)
 
 
-def backend_config(block_size: int, num_layers: int) -> AttentionBackendConfig:
+def backend_config(
+    block_size: int, num_layers: int, *, device: str = "cpu", dtype: str = "float32"
+) -> AttentionBackendConfig:
+    """A backend config roomy enough for every layout these builders make."""
     return AttentionBackendConfig(
-        device="cpu",
-        dtype="float32",
+        device=device,
+        dtype=dtype,
         block_size=block_size,
         num_layers=num_layers,
         max_num_reqs=8,

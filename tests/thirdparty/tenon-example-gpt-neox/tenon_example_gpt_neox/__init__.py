@@ -1,0 +1,1 @@
+"""An example Tenon plugin package: GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B)."""

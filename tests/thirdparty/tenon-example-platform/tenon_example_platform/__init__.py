@@ -1,0 +1,1 @@
+"""An example Tenon plugin package: the `example-cpu` platform."""
