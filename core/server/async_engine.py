@@ -156,13 +156,11 @@ def load_frontend_tokenizer(engine_args: EngineArgs, model_path: str) -> Any | N
         return AutoTokenizer.from_pretrained(engine_args.tokenizer)
     from tenon import envs
     from tenon.plugin_host import load_plugins
-    from tenon.spec import PluginKind, Requirements
     from tenon.spec.loader import ModelSource
-    from tenon.startup.model_source import detect_load_format
+    from tenon.startup.model_source import select_loader
 
     source = ModelSource(path=Path(model_path))
-    load_format = detect_load_format(source) if engine_args.load_format == "auto" else engine_args.load_format
-    loader_cls, _ = load_plugins().select(PluginKind.MODEL_LOADER, Requirements(load_format=load_format))
+    loader_cls, _, _ = select_loader(load_plugins(), source, engine_args.load_format)
     return loader_cls(cache_dir=envs.cache_dir()).load_tokenizer(source)
 
 

@@ -18,11 +18,11 @@ from tenon.engine.core import EngineCore
 from tenon.engine.kv_cache_manager import KVCacheManager
 from tenon.engine.scheduler import Scheduler
 from tenon.engine_args import DTYPE_ALIASES, EngineArgs
-from tenon.plugin_host import PluginHost, load_plugins
+from tenon.plugin_host import Decision, PluginHost, load_plugins
 from tenon.spec import PluginKind, Requirements
 from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
-from tenon.startup.model_source import detect_load_format, resolve_model_source
+from tenon.startup.model_source import resolve_model_source, select_loader
 from tenon.startup.phases import StartupLog
 from tenon.worker.input_buffers import InputBuffers
 from tenon.worker.kv_cache import allocate_kv_cache, num_blocks_for
@@ -57,10 +57,14 @@ def _resolve_dtype(requested: str, hf_config: Any, platform: Any) -> str:
 def _pick(log: StartupLog, host: PluginHost, kind: PluginKind, requirements: Requirements,
           requested: str | None = None, preferred: tuple[str, ...] = ()) -> Any:
     implementation, decision = host.select(kind, requirements, requested=requested, preferred=preferred)
+    _log_decision(log, decision)
+    return implementation
+
+
+def _log_decision(log: StartupLog, decision: Decision) -> None:
     verdict = decision.chosen_verdict
     assert decision.chosen is not None  # select() raises when nothing fills the slot
-    log.slot(kind.label, decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
-    return implementation
+    log.slot(decision.kind.label, decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
 
 
 def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
@@ -71,8 +75,8 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         host.check_allowlist()
     with log.phase("config"):
         source = resolve_model_source(args.model)
-        load_format = detect_load_format(source) if args.load_format == "auto" else args.load_format
-        loader_cls = _pick(log, host, PluginKind.MODEL_LOADER, Requirements(load_format=load_format))
+        loader_cls, load_format, decision = select_loader(host, source, args.load_format)
+        _log_decision(log, decision)
         loader = loader_cls(cache_dir=envs.cache_dir())
         hf_config = loader.load_config(source)
         architecture = (getattr(hf_config, "architectures", None) or [""])[0]

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from tenon import envs
 from tenon.default_model import default_model_path
+from tenon.plugin_host import Decision, PluginHost
+from tenon.spec import PluginKind, Requirements
 from tenon.spec.loader import ModelSource
 
 
@@ -22,20 +26,26 @@ def resolve_model_source(model: str | None) -> ModelSource:
     return ModelSource(path=path.resolve())
 
 
-def detect_load_format(source: ModelSource) -> str:
-    """The format `--load-format auto` means for this source."""
-    path = source.path
-    if path.is_file():
-        if path.suffix == ".gguf":
-            return "gguf"
-        raise ValueError(f"{path} is a file but not a .gguf; give a model directory instead")
-    if (path / "model.safetensors").exists() or (path / "model.safetensors.index.json").exists():
-        return "safetensors"
-    if list(path.glob("*.safetensors")):
-        return "safetensors"
-    if list(path.glob("*.gguf")):
-        return "gguf"
+def select_loader(host: PluginHost, source: ModelSource, load_format: str) -> tuple[Any, str, Decision]:
+    """The loader class for `source`, the format it serves, and the resolver's decision.
+
+    `--load-format auto` asks each registered loader, highest priority first, whether it can
+    read the source (`ModelLoader.can_load`, a check of file names); a loader plugin for a new
+    format is therefore picked up without touching the core.
+    """
+    kind = PluginKind.MODEL_LOADER
+    if load_format != "auto":
+        loader_class, decision = host.select(kind, Requirements(load_format=load_format))
+        return loader_class, load_format, decision
+    candidates = sorted(host.specs(kind), key=lambda entry: (-entry.spec.priority, entry.spec.name))
+    asked = []
+    for entry in candidates:
+        loader_class, decision = host.select(kind, Requirements(), requested=entry.spec.name)
+        asked.append(entry.spec.name)
+        if loader_class(cache_dir=envs.cache_dir()).can_load(source):
+            return loader_class, entry.spec.capabilities.formats[0], decision
     raise ValueError(
-        f"{path} has no weights Tenon can read (model.safetensors, a sharded index, or a .gguf); "
-        "use --load-format dummy for random weights from config.json"
+        f"no model loader can read {source.path} (asked: {', '.join(asked)}); Tenon reads a "
+        "model directory with safetensors, a .gguf file, or formats that loader plugins add; use "
+        "--load-format dummy for random weights from config.json"
     )
