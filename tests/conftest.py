@@ -1,4 +1,4 @@
-"""Suite-wide settings: small thread counts for the 2-core machines, and the default-model skip."""
+"""Suite-wide settings: the CPU suite hides GPUs, and default-model tests skip without its GGUF."""
 
 from __future__ import annotations
 
