@@ -1,9 +1,11 @@
-# Quick start: `make serve` runs the default model; `make test` installs everything and runs the tests.
+# Quick start: `make serve` serves the default model over the OpenAI API (it prints a curl example);
+# `make test` installs everything and runs the tests.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 
 .PHONY: install serve generate test lint typecheck clean
 
@@ -22,7 +24,8 @@ $(STAMP): $(PY) pyproject.toml setup.py
 
 install: $(STAMP)
 
-serve: generate
+serve: $(STAMP)
+	$(VENV)/bin/tenon serve --port $(PORT)
 
 generate: $(STAMP)
 	$(VENV)/bin/tenon generate "What is the capital of France?"

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# serve-32 (BENCHMARKS.md) on the CPU with the default model, against offline throughput on the
+# same shapes and engine flags, in one run:
+#   1. `tenon serve` on 127.0.0.1, then `tenon bench serve` (1024 in / 128 out, concurrency 32,
+#      ignore_eos, one untimed warm-up request); the server is stopped afterwards;
+#   2. `tenon bench throughput` (the offline `LLM`) on the same shapes, with the cores to itself;
+#   3. one JSON record: value = server output tok/s, baseline = offline output tok/s, the ratio,
+#      TTFT/TPOT p50/p99.
+# BENCHMARKS.md asks for 200 prompts; on the 2-core CPU the default is fewer (NUM_PROMPTS), with
+# the same shapes and concurrency, and the record says so.
+#
+# Environment: NUM_PROMPTS (default 64), PORT (default: a free one), ENGINE_FLAGS (default
+# "--max-num-seqs 32", so the offline run batches as the server does), OUTPUT_JSON (default
+# benchmarks/results/serve-32-cpu.json), TENON (default .venv/bin/tenon).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TENON=${TENON:-.venv/bin/tenon}
+PYTHON=$(dirname "$TENON")/python
+NUM_PROMPTS=${NUM_PROMPTS:-64}
+ENGINE_FLAGS=${ENGINE_FLAGS:---max-num-seqs 32}
+OUTPUT_JSON=${OUTPUT_JSON:-benchmarks/results/serve-32-cpu.json}
+INPUT_LEN=1024
+OUTPUT_LEN=128
+CONCURRENCY=32
+HEALTH_TIMEOUT_S=600
+PORT=${PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+BASE_URL="http://127.0.0.1:$PORT"
+
+work_dir=$(mktemp -d)
+server_pid=""
+stop_server() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+        server_pid=""
+    fi
+}
+trap 'stop_server; rm -rf "$work_dir"' EXIT
+
+# shellcheck disable=SC2086  # ENGINE_FLAGS is a list of flags
+"$TENON" serve --host 127.0.0.1 --port "$PORT" --uvicorn-log-level warning $ENGINE_FLAGS \
+    >"$work_dir/server.log" 2>&1 &
+server_pid=$!
+echo "serve-32: waiting for $BASE_URL/health (log: $work_dir/server.log)"
+deadline_s=$((SECONDS + HEALTH_TIMEOUT_S))
+until curl -sf "$BASE_URL/health" >/dev/null; do
+    if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline_s" ]; then
+        echo "serve-32: the server did not come up; its log:" >&2
+        cat "$work_dir/server.log" >&2
+        exit 1
+    fi
+    sleep 1
+done
+
+"$TENON" bench serve --base-url "$BASE_URL" --random-input-len "$INPUT_LEN" \
+    --random-output-len "$OUTPUT_LEN" --max-concurrency "$CONCURRENCY" \
+    --num-prompts "$NUM_PROMPTS" --ignore-eos --num-warmups 1 --disable-tqdm \
+    --workload serve-32 --card cpu --output-json "$work_dir/serve.json"
+stop_server
+
+# shellcheck disable=SC2086
+"$TENON" bench throughput --input-len "$INPUT_LEN" --output-len "$OUTPUT_LEN" \
+    --num-prompts "$NUM_PROMPTS" $ENGINE_FLAGS --output-json "$work_dir/offline.json"
+
+"$PYTHON" - "$work_dir/serve.json" "$work_dir/offline.json" "$OUTPUT_JSON" \
+    "$NUM_PROMPTS" "$ENGINE_FLAGS" "$CONCURRENCY" <<'EOF'
+import json
+import sys
+
+import torch
+
+serve_path, offline_path, output_path, num_prompts, engine_flags, concurrency = sys.argv[1:]
+serve = json.load(open(serve_path))
+offline = json.load(open(offline_path))
+server_tok_s = serve["output_tokens_per_s"]
+offline_tok_s = offline["output_tokens_per_s"]
+config = serve["config"]
+record = {
+    "workload": "serve-32",
+    "model": serve["model"],
+    "card": "cpu",
+    "versions": serve["versions"],
+    "value": round(server_tok_s, 3),
+    "unit": "output tokens/s",
+    "baseline": {
+        "name": "tenon bench throughput (offline LLM), same shapes and engine flags, same run",
+        "value": round(offline_tok_s, 3),
+        "ratio": round(server_tok_s / offline_tok_s, 4),
+    },
+    "limit": None,
+    "fraction_of_limit": None,
+    "date": serve["date"],
+    "num_prompts": int(num_prompts),
+    "note": (f"reduced prompt count: {num_prompts} prompts instead of BENCHMARKS.md's 200, same "
+             f"shapes ({config['random_input_len']} in / {config['random_output_len']} out, "
+             f"ignore_eos) and concurrency {concurrency}, because the 2-core CPU is slow"),
+    "input_len": config["random_input_len"],
+    "output_len": config["random_output_len"],
+    "concurrency": int(concurrency),
+    "engine_flags": engine_flags,
+    "threads": torch.get_num_threads(),
+    "ttft_ms": {"p50": serve["median_ttft_ms"], "p99": serve["p99_ttft_ms"],
+                "mean": serve["mean_ttft_ms"]},
+    "tpot_ms": {"p50": serve["median_tpot_ms"], "p99": serve["p99_tpot_ms"],
+                "mean": serve["mean_tpot_ms"]},
+    "itl_ms": {"p50": serve["median_itl_ms"], "p99": serve["p99_itl_ms"]},
+    "server": {key: serve[key] for key in ("duration_s", "num_completed", "num_failed",
+                                           "total_input_tokens", "total_output_tokens",
+                                           "requests_per_s", "total_tokens_per_s")},
+    "offline": {key: offline[key] for key in ("elapsed_s", "requests_per_s", "total_tokens_per_s")},
+}
+with open(output_path, "w") as handle:
+    json.dump(record, handle, indent=2)
+    handle.write("\n")
+print(f"serve-32 (cpu, {num_prompts} prompts): server {server_tok_s:.1f} output tok/s, offline "
+      f"{offline_tok_s:.1f}, ratio {server_tok_s / offline_tok_s:.3f}; TTFT p50/p99 "
+      f"{serve['median_ttft_ms']:.0f}/{serve['p99_ttft_ms']:.0f} ms, TPOT p50/p99 "
+      f"{serve['median_tpot_ms']:.1f}/{serve['p99_tpot_ms']:.1f} ms -> {output_path}")
+if serve["num_failed"]:
+    sys.exit(f"serve-32: {serve['num_failed']} requests failed: {serve['errors']}")
+EOF
