@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tenon import envs
 from tenon.default_model import default_model_path
 from tenon.plugin_host import Decision, PluginHost
-from tenon.spec import PluginKind, Requirements
+from tenon.spec import ModelLoaderSpec, PluginKind, Requirements
 from tenon.spec.loader import ModelSource
 
 
@@ -43,7 +43,8 @@ def select_loader(host: PluginHost, source: ModelSource, load_format: str) -> tu
         loader_class, decision = host.select(kind, Requirements(), requested=entry.spec.name)
         asked.append(entry.spec.name)
         if loader_class(cache_dir=envs.cache_dir()).can_load(source):
-            return loader_class, entry.spec.capabilities.formats[0], decision
+            spec = cast(ModelLoaderSpec, entry.spec)
+            return loader_class, spec.capabilities.formats[0], decision
     raise ValueError(
         f"no model loader can read {source.path} (asked: {', '.join(asked)}); Tenon reads a "
         "model directory with safetensors, a .gguf file, or formats that loader plugins add; use "
