@@ -14,9 +14,10 @@ makes one SDPA call over a padded batch:
 
 Padding rows see key 0 only (never an all-False row, which SDPA turns into NaN); their output
 is dropped. When every row of a group sees exactly keys `0 .. seq_len - 1` (decodes of equally
-long sequences, the one-stream case), the keys are sliced to `seq_len` and no mask is built. When the padded form grows past `max_pairs_per_call` query-key pairs (long
-prefills) or wastes most of its rows (a prefill beside decodes), consecutive requests are
-split into groups, each one SDPA call. Layers with a logits soft cap go to the reference.
+long sequences, the one-stream case), the keys are sliced to `seq_len` and no mask is built.
+When the padded form grows past `max_pairs_per_call` query-key pairs (long prefills) or wastes
+most of its rows (a prefill beside decodes), consecutive requests are split into groups, each
+one SDPA call. Layers with a logits soft cap go to the reference.
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ class SdpaAttentionBackend(AttentionBackend):
         # Each row sees every key below the common length: one query row per request (decode)
         # or no causal limit, no padding rows, and all sequences equally long.
         sees_all_keys = max_query_len == 1 or not metadata.causal
-        is_uniform = padded_rows is None and sees_all_keys and min(group_seq_lens) == max(group_seq_lens)
+        equal_lengths = min(group_seq_lens) == max(group_seq_lens)
+        is_uniform = padded_rows is None and sees_all_keys and equal_lengths
         return RequestGroup(
             token_start=token_start,
             token_end=token_end,
