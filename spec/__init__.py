@@ -5,7 +5,7 @@ Sections:
 - records: one frozen spec per implementation (`PlatformSpec`, `ModelSpec`, ...) with its
   typed capabilities, matched against `Requirements`;
 - interfaces, one module per kind: `platform`, `model`, `attention`, `quantization`,
-  `drafter`, `kv_tier`, `kv_connector`, `loader`;
+  `drafter`, `kv_tier`, `kv_connector`, `loader`, `ops`;
 - versioning: `API_VERSION`, `unsupported_reason` (`version`), deprecated forms that still work
   with a `TenonDeprecationWarning` (`deprecation`).
 
@@ -19,6 +19,7 @@ from tenon.spec.capabilities import (
     KVTierCapabilities,
     LoaderCapabilities,
     ModelCapabilities,
+    OpCapabilities,
     PlatformCapabilities,
     QuantCapabilities,
 )
@@ -31,6 +32,7 @@ from tenon.spec.records import (
     KVTierSpec,
     ModelLoaderSpec,
     ModelSpec,
+    OpSpec,
     PlatformSpec,
     PluginKind,
     PluginSpec,
@@ -55,6 +57,8 @@ __all__ = [
     "ModelCapabilities",
     "ModelLoaderSpec",
     "ModelSpec",
+    "OpCapabilities",
+    "OpSpec",
     "PlatformCapabilities",
     "PlatformSpec",
     "PluginKind",

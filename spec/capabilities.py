@@ -123,3 +123,19 @@ class LoaderCapabilities:
 
     def unmet(self, requirements: Requirements) -> tuple[str, ...]:
         return check_member("load format", requirements.load_format, self.formats)
+
+
+@attrs.frozen(kw_only=True)
+class OpCapabilities:
+    op: str  # one of tenon.spec.ops.OP_NAMES
+    device_types: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    supports_graphs: bool = False
+
+    def unmet(self, requirements: Requirements) -> tuple[str, ...]:
+        return (
+            check_member("op", requirements.op, (self.op,))
+            + check_member("device type", requirements.device_type, self.device_types)
+            + check_member("dtype", requirements.dtype, self.dtypes)
+            + check_flag("graph capture", requirements.needs_graphs, self.supports_graphs)
+        )

@@ -30,6 +30,7 @@ from tenon.spec.records import (
     KVTierSpec,
     ModelLoaderSpec,
     ModelSpec,
+    OpSpec,
     PlatformSpec,
     QuantSchemeSpec,
 )
@@ -79,6 +80,12 @@ def tenon_kv_connectors() -> Sequence[KVConnectorSpec]:
 @hookspec
 def tenon_model_loaders() -> Sequence[ModelLoaderSpec]:
     """Checkpoint loaders (safetensors, GGUF, dummy, ...): each names a `ModelLoader`."""
+
+
+@hookspec
+def tenon_ops() -> Sequence[OpSpec]:
+    """Kernel ops (fused RMSNorm, SiLU-and-mul, rotary, ...): each names one function
+    implementing one op of `tenon.spec.ops`."""
 
 
 # --- Configuration: called once, after flags are parsed and before the engine is built. ------

@@ -23,6 +23,7 @@ from tenon.spec.capabilities import (
     KVTierCapabilities,
     LoaderCapabilities,
     ModelCapabilities,
+    OpCapabilities,
     PlatformCapabilities,
     QuantCapabilities,
 )
@@ -39,6 +40,7 @@ class PluginKind(enum.Enum):
     KV_TIER = "tenon_kv_tiers"
     KV_CONNECTOR = "tenon_kv_connectors"
     MODEL_LOADER = "tenon_model_loaders"
+    OP = "tenon_ops"
 
     @property
     def label(self) -> str:
@@ -123,6 +125,14 @@ class ModelLoaderSpec(PluginSpec):
     kind: PluginKind = attrs.field(init=False, default=PluginKind.MODEL_LOADER)
 
 
+@attrs.frozen(kw_only=True)
+class OpSpec(PluginSpec):
+    """One kernel op (`tenon.spec.ops`); `target` names the function, `capabilities.op` the op."""
+
+    capabilities: OpCapabilities
+    kind: PluginKind = attrs.field(init=False, default=PluginKind.OP)
+
+
 SPEC_TYPES: dict[PluginKind, type[PluginSpec]] = {
     PluginKind.PLATFORM: PlatformSpec,
     PluginKind.MODEL: ModelSpec,
@@ -132,4 +142,5 @@ SPEC_TYPES: dict[PluginKind, type[PluginSpec]] = {
     PluginKind.KV_TIER: KVTierSpec,
     PluginKind.KV_CONNECTOR: KVConnectorSpec,
     PluginKind.MODEL_LOADER: ModelLoaderSpec,
+    PluginKind.OP: OpSpec,
 }

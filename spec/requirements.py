@@ -28,6 +28,7 @@ class Requirements:
     speculative_method: str | None = None  # "ngram", "eagle", ...
     kv_medium: str | None = None  # "cpu", "disk", "remote"
     kv_role: str | None = None  # "kv_producer", "kv_consumer", "kv_both"
+    op: str | None = None  # a kernel op name from tenon.spec.ops.OP_NAMES
 
 
 def check_member(label: str, value: object, allowed: Iterable[object] | None) -> tuple[str, ...]:

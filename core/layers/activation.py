@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from tenon.layers import ops, ops_reference
+
 
 class SiluAndMul(torch.nn.Module):
     """The SwiGLU gate: x = [gate | up] -> silu(gate) * up."""
@@ -12,5 +14,7 @@ class SiluAndMul(torch.nn.Module):
         self,
         x: torch.Tensor,  # [num_tokens, 2 * intermediate_size]
     ) -> torch.Tensor:  # [num_tokens, intermediate_size]
-        intermediate_size = x.shape[-1] // 2
-        return torch.nn.functional.silu(x[..., :intermediate_size]) * x[..., intermediate_size:]
+        kernel = ops.selected("silu_and_mul", x.device.type)
+        if kernel is not None:
+            return kernel(x)  # type: ignore[no-any-return]
+        return ops_reference.silu_and_mul(x)

@@ -6,6 +6,8 @@ from typing import overload
 
 import torch
 
+from tenon.layers import ops, ops_reference
+
 
 class RMSNorm(torch.nn.Module):
     """`weight * (x / sqrt(mean(x^2) + eps))`, the statistics computed in float32."""
@@ -34,21 +36,10 @@ class RMSNorm(torch.nn.Module):
         residual: torch.Tensor | None = None,  # [num_tokens, hidden_size]
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """`norm(x)`; with a residual, `(norm(x + residual), x + residual)`."""
-        if residual is None:
-            return self._norm(x)
-        # The sum is taken in the activation dtype, as HF's decoder layer adds its residuals.
-        summed = x + residual
-        return self._norm(summed), summed
-
-    def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        input_dtype = x.dtype
-        hidden = x.to(torch.float32)
-        variance = hidden.pow(2).mean(-1, keepdim=True)
-        scale = torch.rsqrt(variance.add_(self.eps))
-        # In place on our own float32 copy: the same bits as HF's out-of-place math, two
-        # allocations fewer (measured 16.5 against 20 us per call for one row).
-        hidden = hidden * scale if hidden is x else hidden.mul_(scale)
-        return self.weight * hidden.to(input_dtype)
+        kernel = ops.selected("rms_norm", x.device.type)
+        if kernel is not None:
+            return kernel(x, self.weight, self.eps, residual)  # type: ignore[no-any-return]
+        return ops_reference.rms_norm(x, self.weight, self.eps, residual)
 
     def extra_repr(self) -> str:
         return f"{self.hidden_size}, eps={self.eps}"

@@ -21,7 +21,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import attrs
 import torch
+
+from tenon.layers import ops, ops_reference
 
 SUPPORTED_ROPE_TYPES = ("default", "linear", "llama3")
 
@@ -102,6 +105,16 @@ def _llama3_inv_freq(
     return torch.where(is_medium_freq, smoothed, scaled)
 
 
+@attrs.frozen(kw_only=True)
+class RotaryStep:
+    """One step's rotary inputs: the positions, and their table rows where the torch path runs
+    (None where a kernel op reads the tables itself)."""
+
+    positions: torch.Tensor  # int64 [num_tokens]
+    cos: torch.Tensor | None  # [num_tokens, 1, rotary_dim]
+    sin: torch.Tensor | None  # [num_tokens, 1, rotary_dim], first half negated
+
+
 class RotaryEmbedding(torch.nn.Module):
     """Applies RoPE to flattened query and key rows at the given positions."""
 
@@ -141,17 +154,37 @@ class RotaryEmbedding(torch.nn.Module):
         query: torch.Tensor,  # [num_tokens, num_heads * head_size]
         key: torch.Tensor,  # [num_tokens, num_kv_heads * head_size]
     ) -> tuple[torch.Tensor, torch.Tensor]:  # same shapes as query, key
-        cos, sin = self.cos_sin(positions)
+        step = self.step(positions)
         num_tokens = query.shape[0]
-        rotated_query = self.rotate_heads(query.reshape(num_tokens, -1, self.head_size), cos, sin)
-        rotated_key = self.rotate_heads(key.reshape(num_tokens, -1, self.head_size), cos, sin)
+        rotated_query = self.apply(step, query.reshape(num_tokens, -1, self.head_size).clone())
+        rotated_key = self.apply(step, key.reshape(num_tokens, -1, self.head_size).clone())
         return rotated_query.reshape(query.shape), rotated_key.reshape(key.shape)
+
+    def step(self, positions: torch.Tensor) -> RotaryStep:
+        """What every layer's rotation needs this step, looked up once per step."""
+        if ops.selected("rotary", positions.device.type) is not None:
+            return RotaryStep(positions=positions, cos=None, sin=None)
+        cos, sin = self.cos_sin(positions)
+        return RotaryStep(positions=positions, cos=cos, sin=sin)
+
+    def apply(
+        self,
+        step: RotaryStep,
+        heads: torch.Tensor,  # [num_tokens, num_heads, head_size]
+    ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
+        """The rotated heads: `heads` itself (rotated in place) where a kernel op is selected,
+        else a new tensor."""
+        kernel = ops.selected("rotary", heads.device.type)
+        if kernel is not None:
+            return kernel(step.positions, heads, self.cos_cache, self.signed_sin_cache)  # type: ignore[no-any-return]
+        assert step.cos is not None and step.sin is not None
+        return ops_reference.rotate(heads, step.cos, step.sin)
 
     def cos_sin(
         self,
         positions: torch.Tensor,  # int64 [num_tokens], each below max_position
     ) -> tuple[torch.Tensor, torch.Tensor]:  # cos, signed sin: [num_tokens, 1, rotary_dim]
-        """The table rows of `positions`, shaped to broadcast over heads; once per step."""
+        """The table rows of `positions`, shaped to broadcast over heads."""
         cos = self.cos_cache.index_select(0, positions)
         sin = self.signed_sin_cache.index_select(0, positions)
         return cos[:, None, :], sin[:, None, :]
@@ -162,14 +195,7 @@ class RotaryEmbedding(torch.nn.Module):
         cos: torch.Tensor,  # [num_tokens, 1, rotary_dim], from `cos_sin`
         sin: torch.Tensor,  # [num_tokens, 1, rotary_dim], from `cos_sin`
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size], a new tensor
-        if cos.dtype != heads.dtype:
-            cos, sin = cos.to(heads.dtype), sin.to(heads.dtype)
-        rotary = heads[..., : self.rotary_dim]
-        # x * cos + rotate_half(x) * sin, with rotate_half(x) * sin == roll(x) * signed_sin
-        rotated = rotary * cos + rotary.roll(self.rotary_dim // 2, dims=-1) * sin
-        if self.rotary_dim < self.head_size:
-            rotated = torch.cat((rotated, heads[..., self.rotary_dim :]), dim=-1)
-        return rotated
+        return ops_reference.rotate(heads, cos, sin)
 
     def extra_repr(self) -> str:
         return (

@@ -166,6 +166,8 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             num_layers=kv_spec.num_layers, max_num_reqs=config.scheduler.max_num_seqs,
             max_num_tokens=max_num_tokens, max_model_len=max_model_len,
         ))
+    with log.phase("ops"):
+        install_ops(log, host, device.type, config.model.dtype, needs_graphs=not config.enforce_eager)
     with log.phase("runner"):
         max_blocks_per_req = -(-max_model_len // block_size)
         buffers = InputBuffers(
@@ -193,6 +195,24 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
                   startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def install_ops(log: StartupLog, host: PluginHost, device_type: str, dtype: str, *,
+                needs_graphs: bool) -> None:
+    """Pick one implementation per kernel op (`tenon.spec.ops`) and install it for the device."""
+    from tenon.layers import ops, ops_reference
+    from tenon.spec.ops import OP_NAMES
+
+    table = {}
+    for op in OP_NAMES:
+        function, decision = host.select(
+            PluginKind.OP, Requirements(op=op, device_type=device_type, dtype=dtype,
+                                        needs_graphs=needs_graphs))
+        verdict = decision.chosen_verdict
+        assert decision.chosen is not None
+        log.slot(f"op {op}", decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
+        table[op] = None if function is getattr(ops_reference, op, None) else function
+    ops.install(device_type, table)
 
 
 def _default_served_name(requested: str | None, path: Any) -> str:

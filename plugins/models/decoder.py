@@ -24,7 +24,7 @@ from tenon.layers.attention import Attention
 from tenon.layers.embedding import VocabEmbedding
 from tenon.layers.linear import Linear, MergedLinear
 from tenon.layers.norm import RMSNorm
-from tenon.layers.rotary import RotaryEmbedding, rope_parameters_from_config
+from tenon.layers.rotary import RotaryEmbedding, RotaryStep, rope_parameters_from_config
 from tenon.spec.attention import AttentionLayer, ForwardContext
 from tenon.spec.model import ModelBuildContext
 
@@ -156,25 +156,24 @@ class DecoderAttention(torch.nn.Module):
 
     def forward(
         self,
-        cos_sin: tuple[torch.Tensor, torch.Tensor],  # from RotaryEmbedding.cos_sin, this step
+        rotary: RotaryStep,  # from RotaryEmbedding.step, once per step
         hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
         context: ForwardContext,
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
         # qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
         qkv = self.qkv_proj(hidden_states)
         num_tokens = qkv.shape[0]
-        cos, sin = cos_sin
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.q_norm is not None and self.k_norm is not None:
             q = self._norm_heads(self.q_norm, q)
             k = self._norm_heads(self.k_norm, k)
-            q = self.rotary_emb.rotate_heads(q.view(num_tokens, -1, self.head_size), cos, sin)
-            k = self.rotary_emb.rotate_heads(k.view(num_tokens, -1, self.head_size), cos, sin)
+            q = self.rotary_emb.apply(rotary, q.view(num_tokens, -1, self.head_size))
+            k = self.rotary_emb.apply(rotary, k.view(num_tokens, -1, self.head_size))
         else:
             # q and k are adjacent columns of qkv: one rotation covers the heads of both
             # (measured 8 against 56 us per layer for one decode row, with cos/sin looked up once).
             qk = qkv[:, : self.q_size + self.kv_size].view(num_tokens, -1, self.head_size)
-            rotated = self.rotary_emb.rotate_heads(qk, cos, sin)  # [num_tokens, H + Hkv, D]
+            rotated = self.rotary_emb.apply(rotary, qk)  # [num_tokens, H + Hkv, D]
             q, k = rotated[:, : self.num_heads], rotated[:, self.num_heads :]
         # Backends get dense rows (views of one decode row already are: these copy only when
         # several tokens share the step).
@@ -238,7 +237,7 @@ class DecoderLayer(torch.nn.Module):
 
     def forward(
         self,
-        cos_sin: tuple[torch.Tensor, torch.Tensor],  # from RotaryEmbedding.cos_sin, this step
+        rotary: RotaryStep,  # from RotaryEmbedding.step, once per step
         hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
         residual: torch.Tensor | None,  # [num_tokens, hidden_size]; None in the first layer
         context: ForwardContext,
@@ -248,7 +247,7 @@ class DecoderLayer(torch.nn.Module):
             hidden_states = self.input_layernorm(hidden_states)
         else:
             hidden_states, residual = self.input_layernorm(hidden_states, residual)
-        hidden_states = self.self_attn(cos_sin, hidden_states, context)
+        hidden_states = self.self_attn(rotary, hidden_states, context)
         hidden_states, residual = self.post_attention_layernorm(hidden_states, residual)
         return self.mlp(hidden_states), residual
 
@@ -295,10 +294,10 @@ class DecoderModel(torch.nn.Module):
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
         hidden_states = self.embed_tokens(input_ids)
         # Looked up once per step rather than once per layer.
-        cos_sin = self.rotary_emb.cos_sin(positions)
+        rotary = self.rotary_emb.step(positions)
         residual: torch.Tensor | None = None
         for layer in self.layers:
-            hidden_states, residual = layer(cos_sin, hidden_states, residual, context)
+            hidden_states, residual = layer(rotary, hidden_states, residual, context)
         if residual is None:
             return self.norm(hidden_states)
         hidden_states, _ = self.norm(hidden_states, residual)

@@ -1,0 +1,1 @@
+"""Kernel ops (`tenon.spec.ops`): Tenon's reference registrations, and Triton kernels."""
