@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import attrs
 
+from tenon.kv_transfer_config import KVTransferConfig
+
 
 @attrs.define(kw_only=True)
 class ModelConfig:
@@ -31,6 +33,11 @@ class CacheConfig:
     kv_cache_memory_bytes: int | None = None
     num_gpu_blocks_override: int | None = None
     num_blocks: int = 0  # decided by the worker at start-up
+    # KV offloading below the device (--kv-offloading-*); None turns a tier off. Either tier
+    # selects the OffloadingConnector (tenon.plugins.kv_tiers) as the engine's KV connector.
+    kv_offloading_bytes: int | None = None  # the CPU tier
+    kv_offloading_dir: str | None = None  # the disk tier's directory
+    kv_offloading_disk_bytes: int | None = None
 
 
 @attrs.define(kw_only=True)
@@ -56,3 +63,7 @@ class EngineConfig:
     scheduler: SchedulerConfig
     plugins: PluginSelection
     enforce_eager: bool = False
+    # Decode batch sizes captured as device graphs; empty when graphs are off (resolved at start).
+    cuda_graph_sizes: tuple[int, ...] = ()
+    # The KV connector (--kv-transfer-config); None runs without one.
+    kv_transfer: KVTransferConfig | None = None

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from tenon.kv_transfer_config import parse_kv_transfer_config
+
 DTYPE_ALIASES = {
     "auto": "auto",
     "float32": "float32",
@@ -63,6 +65,30 @@ class EngineArgs:
     )
     quantization: str | None = attrs.field(default=None, metadata=_help("quantization scheme"))
     enforce_eager: bool = attrs.field(default=False, metadata=_help("never capture device graphs"))
+    cuda_graph_sizes: list[int] | None = attrs.field(
+        default=None,
+        metadata=_help("decode batch sizes to capture as device graphs (default: 1 2 4 8, then "
+                       "multiples of 16 up to min(--max-num-seqs, 256)); larger batches run eagerly"),
+    )
+    kv_transfer_config: str | dict[str, Any] | None = attrs.field(
+        default=None,
+        metadata=_help('KV connector as JSON, vLLM\'s shape: {"kv_connector": NAME, "kv_role": '
+                       '"kv_producer"|"kv_consumer"|"kv_both", "kv_connector_extra_config": {...}}'),
+    )
+
+    kv_offloading_size: float | None = attrs.field(
+        default=None,
+        metadata=_help("GiB of host memory for the CPU KV tier (pinned on GPUs); turns on KV "
+                       "offloading (the OffloadingConnector), as in vLLM"),
+    )
+    kv_offloading_dir: str | None = attrs.field(
+        default=None,
+        metadata=_help("directory of the disk KV tier, below the CPU tier; survives restarts "
+                       "(needs --kv-offloading-disk-size)"),
+    )
+    kv_offloading_disk_size: float | None = attrs.field(
+        default=None, metadata=_help("GiB the disk KV tier may use in --kv-offloading-dir")
+    )
 
     def __attrs_post_init__(self) -> None:
         self.validate()
@@ -84,10 +110,44 @@ class EngineArgs:
         for name, value in positive.items():
             if value is not None and value < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.cuda_graph_sizes is not None and any(size < 1 for size in self.cuda_graph_sizes):
+            raise ValueError(f"--cuda-graph-sizes must be positive, got {self.cuda_graph_sizes}")
+        parse_kv_transfer_config(self.kv_transfer_config)  # raises ValueError naming the fix
+        self._validate_kv_offloading()
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(
                 f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}"
             )
+
+    def _validate_kv_offloading(self) -> None:
+        for name, value in (("kv_offloading_size", self.kv_offloading_size),
+                            ("kv_offloading_disk_size", self.kv_offloading_disk_size)):
+            if value is not None and not value > 0:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be a positive number of GiB, got {value}; "
+                    "leave it unset to turn that tier off"
+                )
+        if self.kv_offloading_dir is not None and self.kv_offloading_disk_size is None:
+            raise ValueError(
+                f"--kv-offloading-dir {self.kv_offloading_dir!r} needs --kv-offloading-disk-size "
+                "(GiB the disk tier may fill)"
+            )
+        if self.kv_offloading_dir is None and self.kv_offloading_disk_size is not None:
+            raise ValueError("--kv-offloading-disk-size needs --kv-offloading-dir (where to write)")
+        if self.kv_offloading_dir == "":
+            raise ValueError("--kv-offloading-dir must name a directory")
+
+    def kv_offloading_cache_fields(self) -> dict[str, Any]:
+        """The `CacheConfig` fields the --kv-offloading-* flags set (sizes in bytes)."""
+
+        def gib_to_bytes(size_gib: float | None) -> int | None:
+            return None if size_gib is None else int(size_gib * (1 << 30))
+
+        return {
+            "kv_offloading_bytes": gib_to_bytes(self.kv_offloading_size),
+            "kv_offloading_dir": self.kv_offloading_dir,
+            "kv_offloading_disk_bytes": gib_to_bytes(self.kv_offloading_disk_size),
+        }
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> EngineArgs:
@@ -111,7 +171,11 @@ class EngineArgs:
             if field.type in ("bool", bool):
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
                 continue
-            kind = {"int | None": int, "int": int, "float": float}.get(str(field.type), str)
+            if str(field.type) == "list[int] | None":
+                parser.add_argument(flag, type=int, nargs="+", default=field.default, help=help_text)
+                continue
+            kind = {"int | None": int, "int": int, "float": float, "float | None": float}.get(
+                str(field.type), str)
             parser.add_argument(flag, type=kind, default=field.default, help=help_text)
 
     @classmethod

@@ -27,7 +27,7 @@ when it declares `supports_graphs`, must allocate nothing whose size depends on 
         rotated IN PLACE; cos_cache, signed_sin_cache: [max_position, rotary_dim] (the tables
         of `tenon.layers.rotary.RotaryEmbedding`: both halves equal, sin's first half negated).
         The first rotary_dim features of each head become
-        x * cos + roll(x, rotary_dim // 2) * signed_sin; the rest are unchanged. Returns None.
+        x * cos + roll(x, rotary_dim // 2) * signed_sin; the rest are unchanged. Returns `heads`.
 """
 
 from __future__ import annotations

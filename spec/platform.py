@@ -32,8 +32,10 @@ class Platform(abc.ABC):
     - `memory_info(device)` sizes the KV cache (the runner profiles a forward pass, then takes
       `--gpu-memory-utilization` of the total minus what is in use).
     - `synchronize`, `create_stream`, `create_event` serve the runner's one-sync-per-step loop.
-    - `create_graph()` returns a graph object with `capture()` (context manager) and `replay()`
-      when `capabilities.supports_graphs`, else None.
+    - `create_graph()` returns a graph object when `capabilities.supports_graphs`, else None:
+      `capture(pool=None)` (a context manager recording the device work issued inside it),
+      `replay()`, and `pool()` (a memory-pool handle; graphs captured with the same pool share
+      memory, so only one of them may run at a time).
     - `preferred_attention_backends` ranks backend names ahead of priority order.
     """
 

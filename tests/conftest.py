@@ -12,8 +12,19 @@ def pytest_configure(config: pytest.Config) -> None:
     # `-m "not gpu"` is the CPU suite, also when it runs on the GPU machine (the only torch 2.11
     # we have): hide the GPUs so the engine picks the CPU platform there as it does in CI.
     # Set before torch initialises CUDA, and inherited by engine-core child processes.
-    if config.option.markexpr.replace(" ", "") == "notgpu":
+    cpu_suite = config.option.markexpr.replace(" ", "") == "notgpu"
+    if cpu_suite:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    # Triton kernels run in Triton's interpreter on CPU tensors wherever no GPU is used; it is
+    # read when a kernel is decorated, so it is set before any test module imports one.
+    if cpu_suite or not _cuda_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 def default_model_installed() -> bool:

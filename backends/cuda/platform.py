@@ -37,7 +37,9 @@ class CudaPlatform(Platform):
         return torch.cuda.Event()
 
     def create_graph(self) -> Any:
-        return torch.cuda.CUDAGraph()
+        from tenon_cuda.graphs import CudaGraph
+
+        return CudaGraph()
 
     def pin_memory_available(self) -> bool:
         return True

@@ -11,6 +11,8 @@ from datetime import date
 
 import attrs
 
+from tenon.cli.bench_decode1 import add_decode1_parsers
+from tenon.cli.bench_latency import add_latency_parsers
 from tenon.cli.bench_serve import add_serve_parser
 from tenon.engine_args import EngineArgs
 
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     EngineArgs.add_cli_args(cpu_default, with_model=False)
     cpu_default.set_defaults(run=run_cpu_default)
     add_serve_parser(benches)
+    add_latency_parsers(benches)
+    add_decode1_parsers(benches)
 
 
 def run_cpu_default(args: argparse.Namespace) -> int:

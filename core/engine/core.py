@@ -7,6 +7,7 @@ from typing import Protocol
 
 import attrs
 
+from tenon.engine.kv_transfer import finish_pending_transfers
 from tenon.engine.request import Request
 from tenon.engine.scheduler import Scheduler
 from tenon.engine.scheduler_output import EngineCoreOutput, RunnerOutput, SchedulerOutput
@@ -30,6 +31,17 @@ class EngineStats:
     num_preemptions_total: int
     prefix_cache_queries_total: int  # tokens looked up
     prefix_cache_hits_total: int  # tokens found
+    # KV connector totals (tenon.engine.kv_transfer.KVTransferCounters); zero without one.
+    kv_connector_queried_tokens_total: int = 0
+    kv_connector_hit_tokens_total: int = 0
+    kv_connector_load_bytes_total: int = 0
+    kv_connector_store_bytes_total: int = 0
+    kv_connector_load_seconds_total: float = 0.0
+    kv_connector_load_steps_total: int = 0
+    kv_connector_store_seconds_total: float = 0.0
+    kv_connector_stores_total: int = 0
+    kv_connector_failed_blocks_total: int = 0
+    kv_connector_recomputed_requests_total: int = 0
 
 
 class EngineCore:
@@ -45,15 +57,25 @@ class EngineCore:
 
     def has_work(self) -> bool:
         """Whether a step would do anything (unfinished requests, or finishes to tell)."""
-        return self.scheduler.has_unfinished_requests() or self.scheduler.has_finished_requests()
+        scheduler = self.scheduler
+        return (
+            scheduler.has_unfinished_requests()
+            or scheduler.has_finished_requests()
+            or scheduler.has_pending_kv_transfers()
+        )
 
     def step(self) -> list[EngineCoreOutput]:
         scheduler_output = self.scheduler.schedule()
         runner_output = self.executor.execute(scheduler_output)
-        return self.scheduler.update_from_output(scheduler_output, runner_output)
+        outputs = self.scheduler.update_from_output(scheduler_output, runner_output)
+        if self.scheduler.has_pending_kv_transfers() and not self.scheduler.has_unfinished_requests():
+            finish_pending_transfers(self.scheduler, self.executor)  # idle: store before waiting
+        return outputs
 
     def stats(self) -> EngineStats:
         manager = self.scheduler.kv_cache_manager
+        transfer = self.scheduler.kv_transfer
+        counters = attrs.asdict(transfer.counters) if transfer is not None else {}
         return EngineStats(
             num_requests_running=self.scheduler.num_running,
             num_requests_waiting=self.scheduler.num_waiting,
@@ -61,6 +83,7 @@ class EngineCore:
             num_preemptions_total=self.scheduler.num_preemptions_total,
             prefix_cache_queries_total=manager.prefix_cache_queries_tokens,
             prefix_cache_hits_total=manager.prefix_cache_hits_tokens,
+            **counters,
         )
 
     def shutdown(self) -> None:

@@ -88,13 +88,17 @@ class KVCacheManager:
         request: Request,
         num_new_tokens: int,
         new_computed_blocks: Sequence[KVCacheBlock] = (),
+        *,
+        cache_blocks: bool = True,
     ) -> NewBlocks | None:
         """Make room for `num_new_tokens` more tokens after the request's computed ones.
 
         `new_computed_blocks` (from `get_computed_blocks`, only on a request's first
         allocation) are taken by reference and count as computed. Full blocks among the
         tokens written this step enter the prefix cache. Returns None, changing nothing,
-        when the pool has too few free blocks.
+        when the pool has too few free blocks. `cache_blocks=False` keeps this call's blocks out
+        of the prefix cache until the request's next allocation (blocks a KV connector is
+        loading into, whose content is known good only after the step).
         """
         request_id = request.request_id
         request_blocks = self._request_blocks.get(request_id)
@@ -128,7 +132,7 @@ class KVCacheManager:
         fresh_blocks = self.block_pool.get_new_blocks(num_new_blocks)
         request_blocks.extend(fresh_blocks)
 
-        if self.enable_caching:
+        if self.enable_caching and cache_blocks:
             self._cache_full_blocks(request, request_blocks, num_required_tokens)
         return NewBlocks(
             block_ids=tuple(block.block_id for block in (*new_computed_blocks, *fresh_blocks))

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Iterable
 
 from tenon.engine.kv_cache_manager import KVCacheManager
+from tenon.engine.kv_transfer import KVTransferScheduler
 from tenon.engine.request import Request, RequestStatus
 from tenon.engine.scheduler_output import (
     CachedRequestData,
@@ -39,6 +40,7 @@ class Scheduler:
         max_model_len: int,
         enable_chunked_prefill: bool = True,
         long_prefill_token_threshold: int | None = None,
+        kv_transfer: KVTransferScheduler | None = None,
     ) -> None:
         for name, value in (
             ("--max-num-seqs", max_num_seqs),
@@ -67,6 +69,10 @@ class Scheduler:
         self.max_model_len = max_model_len
         self.enable_chunked_prefill = enable_chunked_prefill
         self.long_prefill_token_threshold = long_prefill_token_threshold
+        # The KV connector's glue (tenon.engine.kv_transfer); None without a connector.
+        self.kv_transfer = kv_transfer
+        # Requests sent back to waiting after a failed KV load; the workers drop their state.
+        self._recomputed_request_ids: set[str] = set()
 
         self.requests: dict[str, Request] = {}
         self.waiting: deque[Request] = deque()
@@ -90,6 +96,10 @@ class Scheduler:
         """Whether the next schedule() has finished request ids to pass to the workers."""
         return bool(self._finished_request_ids)
 
+    def has_pending_kv_transfers(self) -> bool:
+        """Whether finished requests' blocks are kept until the KV connector saves them."""
+        return self.kv_transfer is not None and self.kv_transfer.has_pending_transfers()
+
     def add_request(self, request: Request) -> None:
         if request.request_id in self.requests:
             raise ValueError(f"request id {request.request_id!r} is already in use")
@@ -107,7 +117,7 @@ class Scheduler:
             if request is None:
                 continue
             request.status = RequestStatus.FINISHED_ABORTED
-            self.kv_cache_manager.free(request)
+            self._free_finished(request)
             self._finished_request_ids.add(request_id)
             aborted_ids.add(request_id)
         if aborted_ids:
@@ -161,20 +171,29 @@ class Scheduler:
             computed_blocks, num_computed_tokens = self.kv_cache_manager.get_computed_blocks(
                 request
             )
-            num_remaining_tokens = request.num_tokens - num_computed_tokens
+            num_external_tokens = 0
+            if self.kv_transfer is not None:
+                num_external_tokens = self.kv_transfer.num_external_tokens(
+                    request, num_computed_tokens
+                )
+            num_remaining_tokens = request.num_tokens - num_computed_tokens - num_external_tokens
             if not self.enable_chunked_prefill and num_remaining_tokens > token_budget:
                 break
             num_new_tokens = self._num_tokens_to_schedule(
-                request, num_computed_tokens, token_budget
+                request, num_computed_tokens + num_external_tokens, token_budget
             )
             new_blocks = self.kv_cache_manager.allocate_slots(
-                request, num_new_tokens, computed_blocks
+                request, num_external_tokens + num_new_tokens, computed_blocks,
+                cache_blocks=num_external_tokens == 0,  # cached next step, once the load is good
             )
             if new_blocks is None:
                 break
             self.waiting.popleft()
             self.running.append(request)
             request.status = RequestStatus.RUNNING
+            if self.kv_transfer is not None:
+                self.kv_transfer.on_allocated(request, num_computed_tokens, num_external_tokens)
+            num_computed_tokens += num_external_tokens
             request.num_computed_tokens = num_computed_tokens
             if request.num_cached_tokens is None:
                 request.num_cached_tokens = num_computed_tokens
@@ -192,6 +211,9 @@ class Scheduler:
             token_budget -= num_new_tokens
 
         finished_request_ids, self._finished_request_ids = self._finished_request_ids, set()
+        if self._recomputed_request_ids:
+            preempted_request_ids |= self._recomputed_request_ids
+            self._recomputed_request_ids = set()
         return SchedulerOutput(
             scheduled_new_requests=new_requests,
             scheduled_cached_requests=cached_requests,
@@ -199,6 +221,9 @@ class Scheduler:
             total_num_scheduled_tokens=self.max_num_batched_tokens - token_budget,
             finished_request_ids=finished_request_ids,
             preempted_request_ids=preempted_request_ids,
+            kv_connector_metadata=(
+                None if self.kv_transfer is None else self.kv_transfer.build_step_metadata()
+            ),
         )
 
     def update_from_output(
@@ -210,10 +235,15 @@ class Scheduler:
         index_of = {request_id: i for i, request_id in enumerate(runner_output.request_ids)}
         outputs = []
         any_finished = False
+        recomputed: set[str] = set()
+        if self.kv_transfer is not None:
+            recomputed = self.kv_transfer.process_output(runner_output.kv_connector_output)
+            for request_id in recomputed:
+                self._recompute_after_failed_load(self.requests[request_id])
         for request_id, num_tokens in scheduler_output.num_scheduled_tokens.items():
             request = self.requests.get(request_id)
-            if request is None:
-                continue  # aborted after it was scheduled
+            if request is None or request_id in recomputed:
+                continue  # aborted after it was scheduled, or computed from a failed load
             request.num_computed_tokens += num_tokens
             assert request.num_computed_tokens <= request.num_tokens
             index = index_of.get(request_id)
@@ -234,7 +264,7 @@ class Scheduler:
             if request.is_finished:
                 any_finished = True
                 del self.requests[request_id]
-                self.kv_cache_manager.free(request)
+                self._free_finished(request)
                 self._finished_request_ids.add(request_id)
             if new_token_ids or request.is_finished or prompt_logprobs is not None:
                 outputs.append(
@@ -271,6 +301,25 @@ class Scheduler:
         request.num_preemptions += 1
         self.num_preemptions_total += 1
         self.waiting.appendleft(request)
+
+    def _free_finished(self, request: Request) -> None:
+        """Free a finished or aborted request's blocks, unless the KV connector keeps them
+        until it has saved them (it frees them then)."""
+        if self.kv_transfer is None or not self.kv_transfer.on_request_finished(request):
+            self.kv_cache_manager.free(request)
+
+    def _recompute_after_failed_load(self, request: Request) -> None:
+        """Back to the front of the waiting queue with nothing computed: whatever this step
+        computed read a failed block. Readmission takes local prefix hits (never the failed
+        blocks, which were kept out of the prefix cache) and external tokens only below the
+        first failed block, then recomputes the rest."""
+        self.running.remove(request)
+        self.kv_cache_manager.free(request)
+        request.status = RequestStatus.WAITING
+        request.num_computed_tokens = 0
+        request.num_cached_tokens = None  # counted again, without the failed blocks
+        self.waiting.appendleft(request)
+        self._recomputed_request_ids.add(request.request_id)
 
     def _check_stop(self, request: Request) -> bool:
         """Set a finished status if the last appended token ends the request."""

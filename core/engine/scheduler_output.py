@@ -10,8 +10,11 @@ workers -> scheduler: `RunnerOutput`. scheduler -> frontend: `EngineCoreOutput`s
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
+from tenon.engine.kv_connector_output import KVConnectorOutput
 from tenon.engine.request import SamplingParamsLike
 
 
@@ -49,6 +52,8 @@ class SchedulerOutput:
     finished_request_ids: set[str]
     # Requests preempted this step (their KV blocks were freed).
     preempted_request_ids: set[str]
+    # The KV connector's description of this step's loads and saves (None without one).
+    kv_connector_metadata: Any = None
 
     @property
     def num_scheduled_requests(self) -> int:
@@ -66,6 +71,7 @@ class RunnerOutput:
     # Per-request objects passed through to the frontend untouched; None when not requested.
     logprobs: list[object | None] | None = None
     prompt_logprobs: list[object | None] | None = None
+    kv_connector_output: KVConnectorOutput | None = None
 
 
 @attrs.frozen

@@ -156,14 +156,21 @@ def build_sampling_metadata(
         output_token_ids = _pad_token_ids([row.output_token_ids for row in rows], vocab_size, device)
 
     max_top_k = max(random_top_ks, default=0)
+    # One host-to-device copy for the six float columns and one for top-k, from pinned memory
+    # and asynchronous on accelerators: a plain torch.tensor(..., device=cuda) per column would
+    # wait for the queued forward pass seven times each step.
+    pin = device.type != "cpu"
+    floats = torch.tensor([temperatures, top_ps, min_ps, presences, frequencies, repetitions],
+                          dtype=torch.float32, pin_memory=pin).to(device, non_blocking=pin)
+    top_k_tensor = torch.tensor(top_ks, dtype=torch.int32, pin_memory=pin).to(device, non_blocking=pin)
     return SamplingMetadata(
-        temperature=torch.tensor(temperatures, dtype=torch.float32, device=device),
-        top_k=torch.tensor(top_ks, dtype=torch.int32, device=device),
-        top_p=torch.tensor(top_ps, dtype=torch.float32, device=device),
-        min_p=torch.tensor(min_ps, dtype=torch.float32, device=device),
-        presence_penalties=torch.tensor(presences, dtype=torch.float32, device=device),
-        frequency_penalties=torch.tensor(frequencies, dtype=torch.float32, device=device),
-        repetition_penalties=torch.tensor(repetitions, dtype=torch.float32, device=device),
+        temperature=floats[0],
+        top_k=top_k_tensor,
+        top_p=floats[1],
+        min_p=floats[2],
+        presence_penalties=floats[3],
+        frequency_penalties=floats[4],
+        repetition_penalties=floats[5],
         generators=generators,
         shared_generator=shared_generator,
         all_greedy=num_greedy == len(rows),

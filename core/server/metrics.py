@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from tenon.engine.core import EngineStats
+from tenon.server.kv_transfer_metrics import kv_transfer_metrics
 
 PREFIXES: tuple[str, ...] = ("vllm", "tenon")
 
@@ -74,6 +75,7 @@ class EngineStatsCollector(Collector):
                                               labels=["model_name"])
                 counter.add_metric([self.model_name], float(value))
                 yield counter
+        yield from kv_transfer_metrics(stats, self.model_name)
 
 
 class ServerMetrics:

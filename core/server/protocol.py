@@ -126,6 +126,16 @@ class Stats(msgspec.Struct, array_like=True, frozen=True, tag=True):
     num_preemptions_total: int
     prefix_cache_queries_total: int
     prefix_cache_hits_total: int
+    kv_connector_queried_tokens_total: int
+    kv_connector_hit_tokens_total: int
+    kv_connector_load_bytes_total: int
+    kv_connector_store_bytes_total: int
+    kv_connector_load_seconds_total: float
+    kv_connector_load_steps_total: int
+    kv_connector_store_seconds_total: float
+    kv_connector_stores_total: int
+    kv_connector_failed_blocks_total: int
+    kv_connector_recomputed_requests_total: int
 
 
 OutputMessage = Ready | StartupFailed | Outputs | RequestRejected | Stats

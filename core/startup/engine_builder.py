@@ -18,10 +18,12 @@ from tenon.engine.core import EngineCore
 from tenon.engine.kv_cache_manager import KVCacheManager
 from tenon.engine.scheduler import Scheduler
 from tenon.engine_args import DTYPE_ALIASES, EngineArgs
+from tenon.kv_transfer_config import parse_kv_transfer_config
 from tenon.plugin_host import Decision, PluginHost, load_plugins
 from tenon.spec import PluginKind, Requirements
 from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
+from tenon.startup.kv_transfer_setup import build_kv_transfer, select_kv_connector
 from tenon.startup.model_source import resolve_model_source, select_loader
 from tenon.startup.phases import StartupLog
 from tenon.worker.input_buffers import InputBuffers
@@ -104,6 +106,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
                 gpu_memory_utilization=args.gpu_memory_utilization,
                 kv_cache_memory_bytes=args.kv_cache_memory_bytes,
                 num_gpu_blocks_override=args.num_gpu_blocks_override,
+                **args.kv_offloading_cache_fields(),
             ),
             scheduler=SchedulerConfig(
                 max_num_seqs=args.max_num_seqs,
@@ -114,6 +117,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
                 device=args.device, attention_backend=args.attention_backend, quantization=args.quantization
             ),
             enforce_eager=args.enforce_eager,
+            kv_transfer=parse_kv_transfer_config(args.kv_transfer_config),
         )
         host.configure(config)
     with log.phase("platform"):
@@ -122,6 +126,10 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         device = platform.device(0)
         config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, platform)
         dtype = getattr(torch, config.model.dtype)
+    connector_classes = None
+    if config.kv_transfer is not None:
+        with log.phase("kv connector"):
+            connector_classes = select_kv_connector(log, host, config.kv_transfer, device.type)
     with log.phase("model"):
         quant_config = getattr(hf_config, "quantization_config", None)
         quant_method = config.plugins.quantization or (quant_config or {}).get("quant_method") or "none"
@@ -135,10 +143,43 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         _process_after_loading(model)
     with log.phase("tokenizer"):
         tokenizer = _load_tokenizer(loader, source, config.model.tokenizer)
+    kv_spec = model.kv_cache_spec()
+    block_size = config.cache.block_size
+    max_num_tokens = config.scheduler.max_num_batched_tokens
+    graphs_wanted = not config.enforce_eager and platform.create_graph() is not None
+    with log.phase("attention backend"):
+        backend_cls, backend_spec = _pick_attention_backend(
+            log, host, config, platform, kv_spec, device.type, needs_graphs=graphs_wanted)
+
+        def make_backend(max_model_len: int) -> Any:
+            return backend_cls(AttentionBackendConfig(
+                device=str(device), dtype=config.model.dtype, block_size=block_size,
+                num_layers=kv_spec.num_layers, max_num_reqs=config.scheduler.max_num_seqs,
+                max_num_tokens=max_num_tokens, max_model_len=max_model_len,
+            ))
+
+        backend = make_backend(max_model_len)
+        use_graphs = graphs_wanted and backend_spec.capabilities.supports_graphs
+        if graphs_wanted and not use_graphs:
+            log.note(f"decode graphs off: attention backend {backend_spec.name} does not support "
+                     "graph capture")
+    with log.phase("ops"):
+        install_ops(log, host, device.type, config.model.dtype, needs_graphs=use_graphs)
     with log.phase("kv cache"):
-        kv_spec = model.kv_cache_spec()
-        block_size = config.cache.block_size
-        in_use = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        in_use = 0
+        if device.type == "cuda" and config.cache.kv_cache_memory_bytes is None \
+                and config.cache.num_gpu_blocks_override is None:
+            from tenon.worker.memory_profile import profile_step_memory
+
+            with platform.inference_mode():
+                profile = profile_step_memory(
+                    model=model, attention_backend=backend, kv_spec=kv_spec, block_size=block_size,
+                    dtype=dtype, device=device, max_num_tokens=max_num_tokens,
+                    max_num_seqs=config.scheduler.max_num_seqs, max_model_len=max_model_len,
+                    with_graphs=use_graphs,
+                )
+            log.note(profile.describe())
+            in_use = profile.in_use_bytes + profile.peak_activation_bytes + profile.graph_reserve_bytes
         num_blocks = num_blocks_for(
             spec=kv_spec, block_size=block_size, dtype=dtype, device=device,
             memory=platform.memory_info(device),
@@ -148,26 +189,18 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             in_use_bytes=in_use,
             max_useful_blocks=config.scheduler.max_num_seqs * -(-max_model_len // block_size),
         )
+        if config.cache.num_gpu_blocks_override is None:
+            fitted = fit_max_model_len(max_model_len, (num_blocks - 1) * block_size,
+                                       given=args.max_model_len is not None, block_size=block_size)
+            if fitted != max_model_len:
+                log.note(f"max model len fitted to the KV cache: {fitted} tokens (the model allows "
+                         f"{max_model_len}; set --max-model-len or raise --gpu-memory-utilization)")
+                max_model_len = config.model.max_model_len = fitted
+                backend = make_backend(max_model_len)
         config.cache.num_blocks = num_blocks
         kv_cache, kv_layers = allocate_kv_cache(kv_spec, num_blocks, block_size, dtype, device)
         log.note(f"KV cache: {num_blocks - 1} blocks of {block_size} tokens "
                  f"({(num_blocks - 1) * block_size} tokens, {kv_cache.nbytes / 2**20:.0f} MiB)")
-    with log.phase("attention backend"):
-        max_num_tokens = config.scheduler.max_num_batched_tokens
-        backend_cls = _pick(
-            log, host, PluginKind.ATTENTION_BACKEND,
-            Requirements(device_type=device.type, dtype=config.model.dtype,
-                         head_size=kv_spec.head_size, block_size=block_size),
-            requested=config.plugins.attention_backend,
-            preferred=tuple(platform.preferred_attention_backends),
-        )
-        backend = backend_cls(AttentionBackendConfig(
-            device=str(device), dtype=config.model.dtype, block_size=block_size,
-            num_layers=kv_spec.num_layers, max_num_reqs=config.scheduler.max_num_seqs,
-            max_num_tokens=max_num_tokens, max_model_len=max_model_len,
-        ))
-    with log.phase("ops"):
-        install_ops(log, host, device.type, config.model.dtype, needs_graphs=not config.enforce_eager)
     with log.phase("runner"):
         max_blocks_per_req = -(-max_model_len // block_size)
         buffers = InputBuffers(
@@ -185,16 +218,70 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             enable_caching=config.cache.enable_prefix_caching,
             hash_extra_keys=f"{config.model.model}|{config.model.dtype}|{block_size}".encode(),
         )
+        kv_transfer = None
+        if connector_classes is not None:
+            kv_transfer, worker.kv_transfer = build_kv_transfer(
+                connector_classes, kv_cache_manager=kv_manager, kv_cache=kv_cache, kv_layers=kv_layers)
         scheduler = Scheduler(
             kv_manager, max_num_seqs=config.scheduler.max_num_seqs,
             max_num_batched_tokens=max_num_tokens, max_model_len=max_model_len,
-            enable_chunked_prefill=config.scheduler.enable_chunked_prefill,
+            enable_chunked_prefill=config.scheduler.enable_chunked_prefill, kv_transfer=kv_transfer,
         )
+    if use_graphs:
+        with log.phase("graphs"):
+            from tenon.worker.decode_graphs import resolve_capture_sizes
+
+            sizes = resolve_capture_sizes(args.cuda_graph_sizes, config.scheduler.max_num_seqs)
+            config.cuda_graph_sizes = sizes
+            if sizes:
+                before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+                with platform.inference_mode():
+                    runner.capture_graphs(platform, sizes)
+                used = (torch.cuda.memory_allocated(device) - before) if device.type == "cuda" else 0
+                log.note(f"captured decode graphs for batch sizes {', '.join(map(str, sizes))} "
+                         f"({used / 2**20:.0f} MiB)")
     client = InProcessEngineClient(EngineCore(scheduler, worker))
     log.note(f"ready in {log.total_s:.2f} s: {config.model.served_model_name}, dtype {config.model.dtype}, "
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
                   startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def _pick_attention_backend(
+    log: StartupLog, host: PluginHost, config: EngineConfig, platform: Any, kv_spec: Any,
+    device_type: str, *, needs_graphs: bool,
+) -> tuple[Any, Any]:
+    """The attention backend class and its spec: the best graph-capable one when decode graphs
+    are wanted and one fits, else the best that fits (decode then runs eagerly)."""
+    requirements = Requirements(device_type=device_type, dtype=config.model.dtype,
+                                head_size=kv_spec.head_size, block_size=config.cache.block_size)
+    requested = config.plugins.attention_backend
+    preferred = tuple(platform.preferred_attention_backends)
+    if needs_graphs and requested is None:
+        with_graphs = attrs.evolve(requirements, needs_graphs=True)
+        if host.resolve(PluginKind.ATTENTION_BACKEND, with_graphs, preferred=preferred).chosen:
+            requirements = with_graphs
+    backend_cls, decision = host.select(PluginKind.ATTENTION_BACKEND, requirements,
+                                        requested=requested, preferred=preferred)
+    _log_decision(log, decision)
+    return backend_cls, decision.chosen
+
+
+def fit_max_model_len(max_model_len: int, cache_tokens: int, *, given: bool, block_size: int) -> int:
+    """`max_model_len` when one request of that length fits the KV cache; else, when the user
+    did not set it, the longest that fits (whole blocks). A given length that does not fit is
+    an error, as in vLLM, since such a request could never be scheduled."""
+    if max_model_len <= cache_tokens:
+        return max_model_len
+    if given:
+        raise ValueError(
+            f"--max-model-len {max_model_len} does not fit the KV cache ({cache_tokens} tokens); "
+            "lower --max-model-len, or raise --gpu-memory-utilization or --kv-cache-memory-bytes"
+        )
+    if cache_tokens < block_size:
+        raise ValueError(f"the KV cache holds only {cache_tokens} tokens; raise "
+                         "--gpu-memory-utilization or --kv-cache-memory-bytes")
+    return cache_tokens // block_size * block_size
 
 
 def install_ops(log: StartupLog, host: PluginHost, device_type: str, dtype: str, *,

@@ -7,7 +7,12 @@ and pytest collects the inherited tests), or to run without pytest via `run_conf
 - `ModelArchitectureConformance`: a model against HF transformers, unit level and engine level;
 - `PlatformConformance`: a platform's smoke suite, and the engine on it;
 - `QuantSchemeConformance`: linear layers under a scheme against float math, and the engine;
-- `ModelLoaderConformance`: a loader on a checkpoint in its format against HF's logits.
+- `ModelLoaderConformance`: a loader on a checkpoint in its format against HF's logits;
+- `OpConformance`: a kernel op (rms_norm, silu_and_mul, rotary) against the torch reference;
+- `KVConnectorConformance`: a KV connector between real engines (disaggregation, restart,
+  preemption, failed and damaged loads, aborts) against an engine without one;
+- `KVTierConformance`: a KV tier storing, looking up and loading blocks by hash (capacity,
+  damaged blocks, persistence).
 
 Helpers: `temporary_distribution` (publish a plugin module through a real entry point for a
 `with` block, as `pip install` would), `paged_runner` (greedy decoding and prefill logits on a
@@ -30,6 +35,9 @@ _EXPORTS = {
     "PlatformConformance": "tenon.testing.platform_conformance",
     "QuantSchemeConformance": "tenon.testing.quant_conformance",
     "ModelLoaderConformance": "tenon.testing.loader_conformance",
+    "OpConformance": "tenon.testing.op_conformance",
+    "KVConnectorConformance": "tenon.testing.kv_connector_conformance",
+    "KVTierConformance": "tenon.testing.kv_tier_conformance",
     "ConformanceSuite": "tenon.testing.suite",
     "SuiteReport": "tenon.testing.suite",
     "run_conformance": "tenon.testing.suite",

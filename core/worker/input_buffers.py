@@ -79,9 +79,17 @@ class InputBuffers:
         return target
 
     def fill(
-        self, states: Sequence[RequestState], num_scheduled_tokens: Sequence[int]
+        self,
+        states: Sequence[RequestState],
+        num_scheduled_tokens: Sequence[int],
+        pad_to_reqs: int | None = None,
     ) -> StepInputs:
-        """Lay out this step's tokens request after request and build the metadata."""
+        """Lay out this step's tokens request after request and build the metadata.
+
+        `pad_to_reqs` (decode-only steps replayed from a captured graph): append padding
+        requests of one token each up to that many, so the tensors have the captured shapes.
+        A padding request has sequence length 0 and an all-null block table, and its token
+        writes to slot 0 of the null block; `num_actual_tokens` counts only real tokens."""
         arrays = self._np
         block_size = self.block_size
         num_reqs = len(states)
@@ -114,6 +122,21 @@ class InputBuffers:
             max_query_len = max(max_query_len, count)
             max_seq_len = max(max_seq_len, stop)
 
+        num_actual_tokens = row
+        if pad_to_reqs is not None and pad_to_reqs > num_reqs:
+            assert max_query_len <= 1, "only decode-only steps are padded"
+            pad = slice(num_reqs, pad_to_reqs)
+            arrays["input_ids"][pad] = 0
+            arrays["positions"][pad] = 0
+            arrays["slot_mapping"][pad] = 0
+            arrays["seq_lens"][pad] = 0
+            arrays["block_table"][pad] = 0
+            arrays["query_start_loc"][num_reqs + 1 : pad_to_reqs + 1] = np.arange(
+                row + 1, row + 1 + pad_to_reqs - num_reqs
+            )
+            row += pad_to_reqs - num_reqs
+            num_reqs = pad_to_reqs
+            max_query_len = 1
         metadata = AttentionMetadata(
             query_start_loc=self._upload("query_start_loc", num_reqs + 1),
             seq_lens=self._upload("seq_lens", num_reqs),
@@ -122,7 +145,7 @@ class InputBuffers:
             max_query_len=max_query_len,
             max_seq_len=max_seq_len,
             num_reqs=num_reqs,
-            num_actual_tokens=row,
+            num_actual_tokens=num_actual_tokens,
         )
         return StepInputs(
             input_ids=self._upload("input_ids", row),

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,7 +18,8 @@ from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
 from tenon.sampling.logprobs import compute_prompt_logprobs
 from tenon.sampling.metadata import SamplingRow, build_sampling_metadata
 from tenon.sampling.sampler import Sampler
-from tenon.spec.attention import AttentionBackend, ForwardContext
+from tenon.spec.attention import AttentionBackend, AttentionMetadata, ForwardContext
+from tenon.worker.decode_graphs import DecodeGraphs
 from tenon.worker.input_buffers import InputBuffers, StepInputs
 from tenon.worker.request_state import RequestState
 
@@ -46,6 +48,18 @@ class ModelRunner:
         self.shared_generator.manual_seed(seed)
         self.eos_token_id = eos_token_id
         self.states: dict[str, RequestState] = {}
+        self.graphs: DecodeGraphs | None = None
+        # The last step's attention metadata, for the KV connector's save_layer calls.
+        self.last_attention_metadata: AttentionMetadata | None = None
+
+    def capture_graphs(self, platform: Any, sizes: Sequence[int]) -> float:
+        """Capture the decode forward for each batch size; returns the seconds it took."""
+        self.graphs = DecodeGraphs(
+            platform=platform, model=self.model, attention_backend=self.attention_backend,
+            kv_layers=self.kv_layers, buffers=self.buffers, sizes=sizes,
+        )
+        self.graphs.capture()
+        return self.graphs.capture_s
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
         self._update_states(scheduler_output)
@@ -56,32 +70,41 @@ class ModelRunner:
         ]
         states = [self.states[request_id] for request_id in request_ids]
         counts = [scheduler_output.num_scheduled_tokens[request_id] for request_id in request_ids]
-        inputs = self.buffers.fill(states, counts)
+        graph_size = self._graph_size(counts)
+        inputs = self.buffers.fill(states, counts, pad_to_reqs=graph_size)
+        self.last_attention_metadata = inputs.metadata
+
+        rows = [self.states[request_id] for request_id in inputs.sampling_request_ids]
+        # Built before the forward is queued, so its host-to-device copies never wait for it.
+        sampling_metadata = build_sampling_metadata(
+            [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids, self.eos_token_id)
+             for s in rows],
+            vocab_size=self.vocab_size,
+            device=self.device,
+            shared_generator=self.shared_generator,
+        ) if rows else None
 
         self.attention_backend.prepare(inputs.metadata)
-        context = ForwardContext(
-            attention_metadata=inputs.metadata,
-            attention_backend=self.attention_backend,
-            kv_layers=self.kv_layers,
-        )
-        # hidden: [num_tokens, hidden_size]
-        hidden = self.model.forward(inputs.input_ids, inputs.positions, context)
+        if graph_size is not None:
+            assert self.graphs is not None
+            # hidden: [graph_size, hidden_size]; rows past the real requests are padding
+            hidden = self.graphs.replay(inputs, graph_size)
+        else:
+            context = ForwardContext(
+                attention_metadata=inputs.metadata,
+                attention_backend=self.attention_backend,
+                kv_layers=self.kv_layers,
+            )
+            # hidden: [num_tokens, hidden_size]
+            hidden = self.model.forward(inputs.input_ids, inputs.positions, context)
         prompt_logprobs = self._prompt_logprobs(states, inputs, hidden)
 
         sampled: dict[str, list[int]] = {}
         logprobs: dict[str, Any] = {}
-        if inputs.sampling_request_ids:
+        if sampling_metadata is not None:
             # logits: float32 [num_sampling_reqs, vocab_size]
             logits = self.model.compute_logits(hidden[inputs.logits_indices])
-            rows = [self.states[request_id] for request_id in inputs.sampling_request_ids]
-            metadata = build_sampling_metadata(
-                [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids, self.eos_token_id)
-                 for s in rows],
-                vocab_size=self.vocab_size,
-                device=self.device,
-                shared_generator=self.shared_generator,
-            )
-            output = self.sampler(logits, metadata)
+            output = self.sampler(logits, sampling_metadata)
             token_ids = output.sampled_token_ids.tolist()  # the step's one synchronisation
             for index, (state, token_id) in enumerate(zip(rows, token_ids, strict=True)):
                 state.output_token_ids.append(token_id)
@@ -108,6 +131,12 @@ class ModelRunner:
                 else None
             ),
         )
+
+    def _graph_size(self, counts: Sequence[int]) -> int | None:
+        """The captured batch size this step replays, or None to run eagerly."""
+        if self.graphs is None or any(count != 1 for count in counts):
+            return None
+        return self.graphs.padded_size(len(counts))
 
     def _update_states(self, scheduler_output: SchedulerOutput) -> None:
         for request_id in scheduler_output.finished_request_ids | scheduler_output.preempted_request_ids:

@@ -7,22 +7,35 @@ from typing import Any
 import torch
 
 from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
+from tenon.worker.kv_transfer import KVTransferWorker
 from tenon.worker.model_runner import ModelRunner
 
 
 class Worker:
-    def __init__(self, *, runner: ModelRunner, platform: Any, kv_cache: torch.Tensor) -> None:
+    def __init__(
+        self,
+        *,
+        runner: ModelRunner,
+        platform: Any,
+        kv_cache: torch.Tensor,
+        kv_transfer: KVTransferWorker | None = None,
+    ) -> None:
         self.runner = runner
         self.platform = platform
         self.kv_cache = kv_cache
+        self.kv_transfer = kv_transfer  # the KV connector's worker side; None without one
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
         with torch.inference_mode():
+            if self.kv_transfer is not None:
+                return self.kv_transfer.execute(self.runner, scheduler_output)
             return self.runner.execute(scheduler_output)
 
     def shutdown(self) -> None:
         """Drop device memory so a new engine can start in the same process."""
         self.runner.states.clear()
+        self.kv_transfer = None
         self.kv_cache = torch.empty(0)
         self.runner.kv_layers = []
         self.runner.model = None
+        self.runner.graphs = None  # captured graphs hold their memory pool until dropped

@@ -31,6 +31,7 @@ PLUGIN_PAGES = {
     PluginKind.DRAFTER: "drafter.md",
     PluginKind.KV_TIER: "kv-tier.md",
     PluginKind.KV_CONNECTOR: "kv-connector.md",
+    PluginKind.OP: "op.md",
 }
 
 

@@ -35,8 +35,13 @@ def model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return make_tiny_model_dir(tmp_path_factory.mktemp(request.param), request.param)
 
 
-@pytest.mark.parametrize("backend", ["reference", "torch-sdpa"])
-def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str) -> None:
+# (attention backend, enforce_eager): triton is the graph-capable backend, so its default runs
+# decode steps from captured CUDA graphs; the others always run eagerly.
+ENGINE_MODES = [("reference", False), ("torch-sdpa", False), ("triton", False), ("triton", True)]
+
+
+@pytest.mark.parametrize(("backend", "enforce_eager"), ENGINE_MODES)
+def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str, enforce_eager: bool) -> None:
     prompts = _prompts(8)
     hf = _hf(model_dir, torch.float32)
     expected = []
@@ -47,17 +52,52 @@ def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str) -
                               max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, eos_token_id=None,
                               pad_token_id=0)
         expected.append(out[0, len(prompt):].tolist())
-    llm = LLM(str(model_dir), dtype="float32", attention_backend=backend, log_startup=False)
+    llm = LLM(str(model_dir), dtype="float32", attention_backend=backend, log_startup=False,
+              enforce_eager=enforce_eager)
     assert llm.engine.config.model.dtype == "float32"
-    assert str(llm.engine.client.core.executor.runner.device).startswith("cuda")
+    runner = llm.engine.client.core.executor.runner
+    assert str(runner.device).startswith("cuda")
     got = [o.outputs[0].token_ids for o in llm.generate(
         [{"prompt_token_ids": p} for p in prompts],
         SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True))]
     assert got == expected
+    uses_graphs = backend == "triton" and not enforce_eager
+    assert (runner.graphs is not None) == uses_graphs
+    if uses_graphs:
+        assert runner.graphs.num_replays >= NEW_TOKENS - 1  # every decode step of the batch
     llm.shutdown()
 
 
-@pytest.mark.parametrize("backend", ["reference", "torch-sdpa"])
+def test_graph_and_eager_decode_agree_across_batch_sizes(model_dir: Path) -> None:
+    """Batches of 1..9 requests pad to captured sizes 1, 2, 4, 8 and run eagerly past 8: every
+    request's greedy tokens equal its tokens generated alone in eager mode."""
+    prompts = _prompts(9)
+    params = SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True)
+    eager = LLM(str(model_dir), dtype="float32", attention_backend="triton", log_startup=False,
+                enforce_eager=True, enable_prefix_caching=False)
+    expected = [eager.generate([{"prompt_token_ids": p}], params)[0].outputs[0].token_ids for p in prompts]
+    eager.shutdown()
+    llm = LLM(str(model_dir), dtype="float32", log_startup=False, cuda_graph_sizes=[1, 2, 4, 8],
+              enable_prefix_caching=False)
+    assert llm.engine.config.cuda_graph_sizes == (1, 2, 4, 8)
+    for count in (1, 3, 5, 9):
+        got = [o.outputs[0].token_ids for o in llm.generate(
+            [{"prompt_token_ids": p} for p in prompts[:count]], params)]
+        assert got == expected[:count], f"batch of {count}"
+    llm.shutdown()
+
+
+def test_memory_profile_sizes_the_cache_and_fits_max_model_len(model_dir: Path) -> None:
+    llm = LLM(str(model_dir), dtype="bfloat16", log_startup=False, gpu_memory_utilization=0.5)
+    notes = "\n".join(llm.engine.startup.notes)
+    assert "memory profile:" in notes
+    # Plenty of room: the cache is capped at what 256 sequences of 256 tokens could use.
+    assert llm.engine.config.cache.num_blocks == 256 * (256 // 16) + 1
+    assert llm.engine.config.model.max_model_len == 256
+    llm.shutdown()
+
+
+@pytest.mark.parametrize("backend", ["reference", "torch-sdpa", "triton"])
 def test_bfloat16_logprobs_close_to_hf_on_cuda(model_dir: Path, backend: str) -> None:
     """bf16 keeps 8 bits of mantissa: after a few layers logits differ from HF's by ~1e-2.
     Both sides compute in bf16 with float32 softmax, so their log-probabilities stay within

@@ -37,3 +37,19 @@ def tiny_tokenizer(tiny_tokenizer_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(tiny_tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_dummy_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config.json only (tiny llama, untied, no tokenizer): for `--load-format dummy`."""
+    import transformers
+
+    config = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=320, max_position_embeddings=256, tie_word_embeddings=False,
+        bos_token_id=0, eos_token_id=0,
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    path = tmp_path_factory.mktemp("bench_dummy_model")
+    config.save_pretrained(path)
+    return path

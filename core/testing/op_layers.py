@@ -1,0 +1,107 @@
+"""The layers with an op installed must give what they give on their own torch path.
+
+This checks the op through the calls `tenon.layers` makes (positional arguments, the fused
+residual, the rotated heads taken from the op's return value), so an op that passes the cases
+but mistakes the layers' convention still fails. The device's op table is restored after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from tenon.layers import ops
+from tenon.layers.activation import SiluAndMul
+from tenon.layers.norm import RMSNorm
+from tenon.layers.rotary import RotaryEmbedding
+from tenon.spec.ops import OP_NAMES
+from tenon.testing.op_cases import Tolerance, assert_matches, random_tensor
+
+NUM_TOKENS = 5
+
+
+@contextmanager
+def installed(device_type: str, op: str, function: Callable[..., Any] | None) -> Iterator[None]:
+    """`function` as the device's `op` (None: the torch path) for a `with` block."""
+    previous = {name: ops.selected(name, device_type) for name in OP_NAMES}
+    ops.install(device_type, {**previous, op: function})
+    try:
+        yield
+    finally:
+        ops.install(device_type, previous)
+
+
+def check_layer_uses_op(
+    op: str,
+    function: Callable[..., Any],
+    device: torch.device,
+    dtype: torch.dtype,
+    tolerance: Tolerance,
+) -> None:
+    generator = torch.Generator().manual_seed(7)
+    run = _LAYER_RUNS[op]
+    with installed(device.type, op, None):
+        expected = run(generator, device, dtype)
+    generator.manual_seed(7)
+    with installed(device.type, op, function):
+        actual = run(generator, device, dtype)
+    for name, wanted in expected.items():
+        assert_matches(actual[name], wanted, tolerance, f"tenon.layers with {op} installed: {name}")
+
+
+def _run_rms_norm(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    hidden_size = 100
+    norm = RMSNorm(hidden_size, 1e-6, dtype=dtype, device=device)
+    norm.weight.data.copy_(1.0 + 0.5 * random_tensor((hidden_size,), generator))
+    x, residual = (
+        random_tensor((NUM_TOKENS, hidden_size), generator).to(dtype=dtype, device=device)
+        for _ in range(2)
+    )
+    with torch.inference_mode():
+        normed = norm(x.clone())
+        fused, summed = norm(x.clone(), residual.clone())
+    return {"norm(x)": normed, "norm(x, residual)[0]": fused, "norm(x, residual)[1]": summed}
+
+
+def _run_silu_and_mul(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    x = random_tensor((NUM_TOKENS, 2 * 48), generator).to(dtype=dtype, device=device)
+    with torch.inference_mode():
+        return {"SiluAndMul()(x)": SiluAndMul()(x)}
+
+
+def _run_rotary(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    head_size, num_heads, num_kv_heads, max_position = 64, 4, 2, 128
+    embedding = RotaryEmbedding(
+        head_size, head_size // 2, max_position, 10000.0, None, dtype=dtype, device=device
+    )
+    positions = torch.randint(0, max_position, (NUM_TOKENS,), generator=generator).to(device)
+    # qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
+    qkv = random_tensor((NUM_TOKENS, (num_heads + 2 * num_kv_heads) * head_size), generator).to(
+        dtype=dtype, device=device
+    )
+    query_width, key_width = num_heads * head_size, num_kv_heads * head_size
+    query, key = qkv[:, :query_width], qkv[:, query_width : query_width + key_width]
+    with torch.inference_mode():
+        rotated_query, rotated_key = embedding(positions, query, key)
+        step = embedding.step(positions)
+        heads = qkv[:, :query_width].view(NUM_TOKENS, num_heads, head_size)
+        applied = embedding.apply(step, heads)
+    return {"forward query": rotated_query, "forward key": rotated_key, "apply": applied}
+
+
+_LAYER_RUNS: dict[
+    str, Callable[[torch.Generator, torch.device, torch.dtype], dict[str, torch.Tensor]]
+] = {
+    "rms_norm": _run_rms_norm,
+    "silu_and_mul": _run_silu_and_mul,
+    "rotary": _run_rotary,
+}

@@ -1,0 +1,13 @@
+"""KV cache tiers below the device (host memory, disk) and the offloading connector over them.
+
+- `cpu_tier.CPUTier`: one preallocated host slab (pinned on GPUs), LRU within its capacity.
+- `disk_tier.DiskTier`: one checksummed file per block (`disk_format`, `disk_files`), written
+  in the background (temp file, fsync, rename), index rebuilt from the directory at start.
+- `chain.TierChain`: the tiers in order (CPU, then disk): write-through stores, loads from the
+  highest tier that holds a block.
+- `connector_scheduler` / `connector_worker`: the OffloadingConnector, the KV connector that
+  plugs the chain into the engine (as vLLM's CPU offloading does); `offloading_config` turns
+  the `--kv-offloading-*` flags into its configuration and gives both sides one session.
+- `stats` / `metrics`: per-tier counters and their `tenon:kv_offload_*` Prometheus series.
+- `registration`: the `cpu` and `disk` tiers, the connector, and the `tenon_configure` hook.
+"""
