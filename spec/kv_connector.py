@@ -49,7 +49,12 @@ class KVConnectorScheduler(abc.ABC):
     def on_allocated(
         self, request: ConnectorRequest, block_ids: Sequence[int], num_external_tokens: int
     ) -> None:
-        """Blocks were allocated for the request; remember which to load into."""
+        """Blocks were allocated for the admitted request (called for every admitted request,
+        also with `num_external_tokens` 0). `block_ids` is the request's block table up to the
+        end of the external tokens (local prefix hit, then external blocks); the last
+        `num_external_tokens // block_size` of them are the blocks to load into, matching
+        `request.block_hashes` at the same indices. Remember them for `build_step_metadata`:
+        the loads happen in this same step, before its forward."""
 
     @abc.abstractmethod
     def build_step_metadata(self) -> Any:
@@ -58,8 +63,11 @@ class KVConnectorScheduler(abc.ABC):
 
     @abc.abstractmethod
     def on_request_finished(self, request: ConnectorRequest, block_ids: Sequence[int]) -> bool:
-        """The request finished. Return True to keep its blocks until the worker reports the
-        save done (through `finished_transfers`), False to free them now."""
+        """The request finished (or was aborted). `request` carries only what was computed:
+        `token_ids` are its computed tokens and `block_hashes` the hashes of its computed full
+        blocks; `block_ids` is its whole block table, in the same order. Return True to keep
+        its blocks until the worker reports the save done (through `finished_transfers`),
+        False to free them now."""
 
 
 class KVConnectorWorker(abc.ABC):
@@ -79,7 +87,10 @@ class KVConnectorWorker(abc.ABC):
 
     @abc.abstractmethod
     def wait_for_layer_load(self, layer_index: int) -> None:
-        """Before layer `layer_index` attends: its loaded blocks must be in place."""
+        """Before layer `layer_index` attends: its loaded blocks must be in place. Called for
+        every layer in order; every load of the step must be complete when the call for the
+        last layer returns (a block holds every layer, so a connector may finish them all in
+        the first call)."""
 
     @abc.abstractmethod
     def save_layer(
@@ -98,3 +109,9 @@ class KVConnectorWorker(abc.ABC):
     @abc.abstractmethod
     def failed_block_ids(self) -> set[int]:
         """Block ids whose loads failed since the last call; the scheduler recomputes them."""
+
+    def take_stored_bytes(self) -> int:
+        """Optional: the bytes this side stored (handed to the store) since the last call, for
+        the engine's `kv_connector_store_bytes` counter. Called once per step, after
+        `failed_block_ids`; resets the count. The default reports nothing (0)."""
+        return 0

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def _cpu_suite_requested(argv: list[str]) -> bool:
+    """Whether the command line selects `-m "not gpu"` (the CPU suite)."""
+    for index, arg in enumerate(argv):
+        expression = argv[index + 1] if arg == "-m" and index + 1 < len(argv) else None
+        if arg.startswith("-m") and arg != "-m":
+            expression = arg[2:]
+        if expression is not None and expression.replace(" ", "").strip("\"'") == "notgpu":
+            return True
+    return False
+
+
+def _configure_devices(cpu_suite: bool) -> None:
     # `-m "not gpu"` is the CPU suite, also when it runs on the GPU machine (the only torch 2.11
     # we have): hide the GPUs so the engine picks the CPU platform there as it does in CI.
     # Set before torch initialises CUDA, and inherited by engine-core child processes.
-    cpu_suite = config.option.markexpr.replace(" ", "") == "notgpu"
     if cpu_suite:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    # Triton kernels run in Triton's interpreter on CPU tensors wherever no GPU is used; it is
-    # read when a kernel is decorated, so it is set before any test module imports one.
+    # Triton kernels run in Triton's interpreter on CPU tensors wherever no GPU is used. Triton
+    # reads the variable when it is imported and when a kernel is decorated, so this runs when
+    # this file is imported: before any other conftest (some import transformers, which may
+    # import triton) and before any test module.
     if cpu_suite or not _cuda_available():
         os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -25,6 +38,15 @@ def _cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+_configure_devices(_cpu_suite_requested(sys.argv))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The command line seen by pytest (also when run through pytest.main) confirms the choice.
+    if config.option.markexpr.replace(" ", "") == "notgpu":
+        _configure_devices(True)
 
 
 def default_model_installed() -> bool:

@@ -11,8 +11,11 @@ from datetime import date
 
 import attrs
 
+from tenon.cli.bench_attention import add_attention_parser
 from tenon.cli.bench_decode1 import add_decode1_parsers
 from tenon.cli.bench_latency import add_latency_parsers
+from tenon.cli.bench_offline import add_offline_parser
+from tenon.cli.bench_prefix import add_prefix_parser
 from tenon.cli.bench_serve import add_serve_parser
 from tenon.engine_args import EngineArgs
 
@@ -36,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_serve_parser(benches)
     add_latency_parsers(benches)
     add_decode1_parsers(benches)
+    add_attention_parser(benches)
+    add_offline_parser(benches)
+    add_prefix_parser(benches)
 
 
 def run_cpu_default(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from typing import Protocol
 
 import attrs
 
+from tenon.engine.kv_tier_stats import TierStats
 from tenon.engine.kv_transfer import finish_pending_transfers
 from tenon.engine.request import Request
 from tenon.engine.scheduler import Scheduler
@@ -42,6 +43,8 @@ class EngineStats:
     kv_connector_stores_total: int = 0
     kv_connector_failed_blocks_total: int = 0
     kv_connector_recomputed_requests_total: int = 0
+    # Per tier, highest first, from a connector with tiers (`tier_stats()`); empty otherwise.
+    kv_tier_stats: tuple[TierStats, ...] = ()
 
 
 class EngineCore:
@@ -76,6 +79,7 @@ class EngineCore:
         manager = self.scheduler.kv_cache_manager
         transfer = self.scheduler.kv_transfer
         counters = attrs.asdict(transfer.counters) if transfer is not None else {}
+        tier_stats = transfer.tier_stats() if transfer is not None else ()
         return EngineStats(
             num_requests_running=self.scheduler.num_running,
             num_requests_waiting=self.scheduler.num_waiting,
@@ -83,6 +87,7 @@ class EngineCore:
             num_preemptions_total=self.scheduler.num_preemptions_total,
             prefix_cache_queries_total=manager.prefix_cache_queries_tokens,
             prefix_cache_hits_total=manager.prefix_cache_hits_tokens,
+            kv_tier_stats=tier_stats,
             **counters,
         )
 

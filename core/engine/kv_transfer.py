@@ -14,6 +14,8 @@ Blocks receiving a load, and every block the request fills in that step, stay ou
 prefix cache until the next step, when the load is known to be good: a failed load can only
 poison its own request, and that request is recomputed before anyone else can read them.
 Without a configured connector the scheduler holds None instead of this object and pays nothing.
+A connector whose scheduler side has `tier_stats()` (the offloading connector's CPU and disk
+tiers) has its per-tier totals passed on to `EngineStats.kv_tier_stats` (`tier_stats` below).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import attrs
 from tenon.engine.block_hash import update_block_hashes
 from tenon.engine.kv_cache_manager import KVCacheManager
 from tenon.engine.kv_connector_output import KVConnectorOutput
+from tenon.engine.kv_tier_stats import TierStats, as_tier_stats
 from tenon.engine.request import Request
 from tenon.spec.kv_connector import ConnectorRequest, KVConnectorScheduler
 
@@ -84,6 +87,7 @@ class KVTransferScheduler:
         self._queried_tokens: dict[str, int] = {}
         # Finished requests whose blocks stay allocated until the worker reports their save.
         self._held: dict[str, tuple[Request, float]] = {}
+        self._tier_stats_failed = False  # logged once: stats are read twice a second
 
     def has_pending_transfers(self) -> bool:
         return bool(self._held)
@@ -97,6 +101,20 @@ class KVTransferScheduler:
     def num_pending_transfers(self) -> int:
         """Finished requests whose blocks are kept until their saves finish."""
         return len(self._held)
+
+    def tier_stats(self) -> tuple[TierStats, ...]:
+        """The connector's per-tier totals, highest tier first; empty when it has no
+        `tier_stats()` (or it failed: metrics never stop the engine)."""
+        report = getattr(self.connector, "tier_stats", None)
+        if not callable(report):
+            return ()
+        try:
+            return tuple(as_tier_stats(record) for record in report())
+        except Exception:
+            if not self._tier_stats_failed:
+                logger.exception("KV connector tier_stats() failed; tier metrics are left out")
+                self._tier_stats_failed = True
+            return ()
 
     def num_external_tokens(self, request: Request, num_computed_tokens: int) -> int:
         """Tokens after the local hit the connector will load: whole blocks, never the last

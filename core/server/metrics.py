@@ -5,8 +5,10 @@ project's own name for the same numbers. Every series carries a `model_name` lab
 
 Two sources feed them:
 - the engine core's `EngineStats`, fetched at each scrape (`await engine.stats()`): running and
-  waiting requests, KV cache usage, preemptions and prefix-cache counters. They are exposed by
-  a collector that reports the latest snapshot, since the totals are counted in the core.
+  waiting requests, KV cache usage, preemptions and prefix-cache counters, and with a KV
+  connector its `tenon:kv_connector_*` totals (`kv_transfer_metrics`) and its tiers'
+  `tenon:kv_offload_*` series (`kv_tier_metrics`). They are exposed by a collector that
+  reports the latest snapshot, since the totals are counted in the core.
 - the frontend, per engine request: prompt and generated tokens, finish reasons, time to first
   token, inter-token latency, end-to-end latency and queue time.
 
@@ -24,6 +26,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from tenon.engine.core import EngineStats
+from tenon.server.kv_tier_metrics import tier_metric_families
 from tenon.server.kv_transfer_metrics import kv_transfer_metrics
 
 PREFIXES: tuple[str, ...] = ("vllm", "tenon")
@@ -76,6 +79,7 @@ class EngineStatsCollector(Collector):
                 counter.add_metric([self.model_name], float(value))
                 yield counter
         yield from kv_transfer_metrics(stats, self.model_name)
+        yield from tier_metric_families(stats.kv_tier_stats, self.model_name)
 
 
 class ServerMetrics:

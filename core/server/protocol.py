@@ -20,6 +20,7 @@ import attrs
 import msgspec
 
 from tenon.engine.core import EngineStats
+from tenon.engine.kv_tier_stats import TierStats
 from tenon.engine.scheduler_output import EngineCoreOutput
 from tenon.sampling.params import SamplingParams
 from tenon.server.engine_interface import ModelInfo
@@ -119,6 +120,27 @@ class RequestRejected(msgspec.Struct, array_like=True, frozen=True, tag=True):
     kind: RejectionKind
 
 
+class TierStatsStruct(msgspec.Struct, array_like=True, frozen=True):
+    """`TierStats` (one KV tier's totals) on the wire."""
+
+    tier: str
+    capacity_bytes: int
+    used_bytes: int
+    num_hit_blocks: int
+    num_stored_blocks: int
+    num_evicted_blocks: int
+    stored_bytes: int
+    loaded_bytes: int
+    num_stores: int
+    store_time_s: float
+    num_loads: int
+    load_time_s: float
+    num_load_failures: int
+    num_store_failures: int
+    num_full_skips: int
+    num_invalid_files: int
+
+
 class Stats(msgspec.Struct, array_like=True, frozen=True, tag=True):
     num_requests_running: int
     num_requests_waiting: int
@@ -136,6 +158,7 @@ class Stats(msgspec.Struct, array_like=True, frozen=True, tag=True):
     kv_connector_stores_total: int
     kv_connector_failed_blocks_total: int
     kv_connector_recomputed_requests_total: int
+    kv_tier_stats: list[TierStatsStruct]
 
 
 OutputMessage = Ready | StartupFailed | Outputs | RequestRejected | Stats
@@ -197,11 +220,17 @@ def engine_output_from_struct(struct: EngineOutputStruct) -> EngineCoreOutput:
 
 
 def stats_to_struct(stats: EngineStats) -> Stats:
-    return Stats(**attrs.asdict(stats))
+    fields = attrs.asdict(stats, recurse=False)
+    fields["kv_tier_stats"] = [TierStatsStruct(**attrs.asdict(tier)) for tier in stats.kv_tier_stats]
+    return Stats(**fields)
 
 
 def stats_from_struct(struct: Stats) -> EngineStats:
-    return EngineStats(**msgspec.structs.asdict(struct))
+    fields = msgspec.structs.asdict(struct)
+    fields["kv_tier_stats"] = tuple(
+        TierStats(**msgspec.structs.asdict(tier)) for tier in struct.kv_tier_stats
+    )
+    return EngineStats(**fields)
 
 
 def model_info_to_struct(info: ModelInfo) -> Ready:

@@ -12,7 +12,8 @@ block only the step that admits their requests. The worker holds None instead of
 when no connector is configured, so nothing here runs on the hot path then.
 
 A connector that raises while loading fails that step's loads: the scheduler recomputes their
-requests (the same path as blocks reported in `failed_block_ids`).
+requests (the same path as blocks reported in `failed_block_ids`). At shutdown `close` calls
+the connector's own `close()` where it has one, so writes it queued (a disk tier's) finish.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 import attrs
 import torch
@@ -36,14 +37,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-@runtime_checkable
-class ReportsStoredBytes(Protocol):
-    """Optional on a worker-side connector: bytes it wrote since the last call (for the
-    `kv_connector_store_bytes` counter)."""
-
-    def take_stored_bytes(self) -> int: ...
-
-
 class KVTransferWorker:
     def __init__(
         self,
@@ -57,9 +50,6 @@ class KVTransferWorker:
         self.connector = connector
         self.kv_layers = list(kv_layers)
         self.clock = clock
-        self._take_stored_bytes: Callable[[], int] | None = (
-            connector.take_stored_bytes if isinstance(connector, ReportsStoredBytes) else None
-        )
         self._load_wait_s = 0.0
         self._load_error = False
         connector.register_kv_cache(kv_cache, block_size)
@@ -103,5 +93,12 @@ class KVTransferWorker:
             all_loads_failed=self._load_error,
             load_wait_s=self._load_wait_s,
             save_s=save_s,
-            stored_bytes=0 if self._take_stored_bytes is None else self._take_stored_bytes(),
+            stored_bytes=connector.take_stored_bytes(),
         )
+
+    def close(self) -> None:
+        """At shutdown: the connector's `close()`, where it has one (not part of the spec's
+        interface), finishes the transfers it queued and stops its threads."""
+        close = getattr(self.connector, "close", None)
+        if callable(close):
+            close()

@@ -32,10 +32,15 @@ class Worker:
             return self.runner.execute(scheduler_output)
 
     def shutdown(self) -> None:
-        """Drop device memory so a new engine can start in the same process."""
-        self.runner.states.clear()
-        self.kv_transfer = None
-        self.kv_cache = torch.empty(0)
-        self.runner.kv_layers = []
-        self.runner.model = None
-        self.runner.graphs = None  # captured graphs hold their memory pool until dropped
+        """Finish the KV connector's queued writes (a disk tier's), then drop device memory so
+        a new engine can start in the same process."""
+        kv_transfer, self.kv_transfer = self.kv_transfer, None
+        try:
+            if kv_transfer is not None:
+                kv_transfer.close()
+        finally:  # a connector failing to close must not keep the device memory alive
+            self.runner.states.clear()
+            self.kv_cache = torch.empty(0)
+            self.runner.kv_layers = []
+            self.runner.model = None
+            self.runner.graphs = None  # captured graphs hold their memory pool until dropped

@@ -8,6 +8,8 @@
 - `connector_scheduler` / `connector_worker`: the OffloadingConnector, the KV connector that
   plugs the chain into the engine (as vLLM's CPU offloading does); `offloading_config` turns
   the `--kv-offloading-*` flags into its configuration and gives both sides one session.
-- `stats` / `metrics`: per-tier counters and their `tenon:kv_offload_*` Prometheus series.
+- `stats`: per-tier counters; their snapshot, `tenon.engine.kv_tier_stats.TierStats`, reaches
+  `EngineStats.kv_tier_stats` through the connector's `tier_stats()` and /metrics as the
+  `tenon:kv_offload_*` series (`tenon.server.kv_tier_metrics`).
 - `registration`: the `cpu` and `disk` tiers, the connector, and the `tenon_configure` hook.
 """

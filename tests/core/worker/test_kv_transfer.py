@@ -1,5 +1,5 @@
 """The worker's KV transfer glue calls the connector's worker side in the documented order,
-around the runner's step, and reports what it says."""
+around the runner's step, reports what it says, and closes the connector at shutdown."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
 from tenon.spec.kv_connector import KVConnectorWorker
 from tenon.worker.kv_transfer import KVTransferWorker
+from tenon.worker.worker import Worker
 
 NUM_LAYERS = 3
 
@@ -115,3 +116,35 @@ def test_a_connector_raising_while_loading_fails_the_steps_loads() -> None:
     output = transfer.execute(StubRunner(connector.calls), scheduler_output(2))  # type: ignore[arg-type]
     assert output.kv_connector_output is not None and output.kv_connector_output.all_loads_failed
     assert ("wait_for_layer_load", 0) not in connector.calls
+
+
+class ClosingWorker(RecordingWorker):
+    def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class PlainWorker(RecordingWorker):
+    """Neither `take_stored_bytes` nor `close`: the spec's defaults apply."""
+
+    take_stored_bytes = KVConnectorWorker.take_stored_bytes
+
+
+def test_close_calls_the_connectors_close_and_shutdown_closes_first() -> None:
+    connector = ClosingWorker()
+    transfer, _ = make(connector)
+    runner = StubRunner(connector.calls)
+    runner.states, runner.kv_layers, runner.model, runner.graphs = {"r": 1}, [1], "model", "graphs"  # type: ignore[attr-defined]
+    worker = Worker(runner=runner, platform=None, kv_cache=torch.ones(2), kv_transfer=transfer)  # type: ignore[arg-type]
+    worker.shutdown()
+    assert connector.calls[-1] == ("close",)
+    assert worker.kv_transfer is None and worker.kv_cache.numel() == 0
+    assert (runner.states, runner.kv_layers, runner.model, runner.graphs) == ({}, [], None, None)  # type: ignore[attr-defined]
+
+
+def test_a_connector_without_close_or_stored_bytes_uses_the_defaults() -> None:
+    connector = PlainWorker()
+    transfer, _ = make(connector)
+    output = transfer.execute(StubRunner(connector.calls), scheduler_output(2))  # type: ignore[arg-type]
+    assert output.kv_connector_output is not None and output.kv_connector_output.stored_bytes == 0
+    transfer.close()  # nothing to call
+    assert "close" not in [call[0] for call in connector.calls]

@@ -1,4 +1,5 @@
-"""Prometheus series for the KV tiers, one per tier (`tier="cpu"`, `tier="disk"`).
+"""Prometheus series of a KV connector's tiers, one sample per tier (`tier="cpu"`, ...), from
+`EngineStats.kv_tier_stats` (see `tenon.engine.kv_tier_stats`); nothing without tiers.
 
 Names follow `tenon.server.metrics` (a `tenon:` prefix, a `model_name` label); vLLM has no
 per-tier series, so there is no `vllm:` twin. Counters get `_total` from the client library:
@@ -25,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from tenon.plugins.kv_tiers.stats import TierStats
+from tenon.engine.kv_tier_stats import TierStats
 
 _COUNTERS = (
     ("hit_blocks", "num_hit_blocks", "KV blocks loaded back from the tier."),
@@ -53,6 +54,8 @@ def tier_metric_families(
     stats: Sequence[TierStats], model_name: str, prefix: str = "tenon"
 ) -> Iterator[Metric]:
     """One family per series above, with a sample per tier; yield them from a collector."""
+    if not stats:
+        return
     labels = ["model_name", "tier"]
     for name, field, documentation in _COUNTERS:
         counter = CounterMetricFamily(f"{prefix}:kv_offload_{name}", documentation, labels=labels)

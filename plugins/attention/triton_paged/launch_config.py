@@ -1,0 +1,106 @@
+"""Tile sizes, warps and split counts of the Triton attention kernels.
+
+Pure Python, chosen from static things only (layer shape, dtype, block size, request count, the
+model length and the number of SMs), never from sequence lengths: a captured graph replays the
+launches it recorded, so a launch shape that followed the data would be stale on replay.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+MAX_NUM_SPLITS = 64
+# A split shorter than this saves less in the decode kernel than its share of the reduction costs.
+MIN_KEYS_PER_SPLIT = 128
+# Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
+PROGRAMS_PER_SM = 2
+# Bytes of one K row (head_size elements) above which tiles get fewer rows, so that K and V
+# tiles of every pipeline stage still fit in shared memory and registers (head size 256).
+WIDE_ROW_BYTES = 256
+
+
+def next_power_of_2(value: int) -> int:
+    return 1 << max(value - 1, 0).bit_length()
+
+
+def cdiv(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+@attrs.frozen(kw_only=True)
+class DecodeTiles:
+    """One decode program: every query head of one KV group, for a range of keys."""
+
+    group_rows: int  # query heads of the group, padded to a power of two >= 16 (tl.dot's M)
+    head_rows: int  # head_size padded to a power of two >= 16
+    block_n: int  # keys per loop iteration (several pages when blocks are small)
+    num_warps: int
+    num_stages: int
+
+
+@attrs.frozen(kw_only=True)
+class PrefillTiles:
+    """One prefill program: `block_q` query tokens x the group's query heads, as `block_m` rows."""
+
+    block_m: int  # query rows per program; row m is token m // group_size, head m % group_size
+    block_q: int  # query tokens per program (block_m // group_size)
+    head_rows: int
+    block_n: int
+    num_warps: int
+    num_stages: int
+
+
+def decode_tiles(*, head_size: int, group_size: int, element_bytes: int) -> DecodeTiles:
+    """Measured spill-free on sm_90 (ptxas -v) for head sizes 64..256 and groups 1..16."""
+    head_rows = max(16, next_power_of_2(head_size))
+    group_rows = max(16, next_power_of_2(group_size))
+    if element_bytes >= 4:  # float32 dots run on FMA units and hold their tiles in registers
+        block_n = 32 if head_rows <= 128 else 16
+        return DecodeTiles(
+            group_rows=group_rows, head_rows=head_rows, block_n=block_n, num_warps=8, num_stages=2
+        )
+    wide = head_rows * element_bytes > WIDE_ROW_BYTES
+    return DecodeTiles(
+        group_rows=group_rows,
+        head_rows=head_rows,
+        block_n=32 if wide else 64,
+        num_warps=4,
+        num_stages=2 if wide else 3,
+    )
+
+
+def prefill_tiles(
+    *, head_size: int, group_size: int, element_bytes: int, max_query_len: int
+) -> PrefillTiles:
+    """Measured spill-free on sm_90 (ptxas -v) for head sizes 64..256 and groups 1..16."""
+    head_rows = max(16, next_power_of_2(head_size))
+    if element_bytes >= 4:
+        block_m, block_n, num_stages = 32, 16, 2
+    elif head_rows * element_bytes > WIDE_ROW_BYTES:
+        block_m, block_n, num_stages = 64, 32, 2
+    else:
+        block_m, block_n, num_stages = 128, 64, 3
+    # Short queries (chunks beside decodes) waste fewer rows in a smaller tile.
+    block_m = min(block_m, max(16, next_power_of_2(max_query_len * group_size)))
+    block_m = max(block_m, next_power_of_2(group_size))  # one token's heads fit one tile
+    return PrefillTiles(
+        block_m=block_m,
+        block_q=block_m // group_size,
+        head_rows=head_rows,
+        block_n=block_n,
+        num_warps=8 if block_m >= 64 or element_bytes >= 4 else 4,
+        num_stages=num_stages,
+    )
+
+
+def decode_num_splits(
+    *, num_reqs: int, num_kv_heads: int, max_model_len: int, num_sms: int | None
+) -> int:
+    """How many key ranges each (request, KV head) is split into: enough programs to fill the
+    GPU twice over, no split shorter than MIN_KEYS_PER_SPLIT at the model length, at most
+    MAX_NUM_SPLITS. One where the SM count is unknown (the CPU interpreter)."""
+    if num_sms is None:
+        return 1
+    wanted = cdiv(PROGRAMS_PER_SM * num_sms, max(1, num_reqs * num_kv_heads))
+    by_length = cdiv(max_model_len, MIN_KEYS_PER_SPLIT)
+    return max(1, min(wanted, by_length, MAX_NUM_SPLITS))

@@ -1,0 +1,36 @@
+# mypy: allow-untyped-defs
+"""Tile math shared by the attention kernels: the matrix product, and the logits soft cap.
+
+Triton computes a float32 `tl.dot` in TF32 by default (10-bit mantissas), far outside the
+reference backend's float32 tolerance, so float32 launches ask for "ieee". Half-precision
+operands keep the backend's default: the precision setting only concerns float32 operands, and
+ROCm rejects "tf32" on most chips.
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+LOG2E: tl.constexpr = tl.constexpr(1.4426950408889634)
+
+
+@triton.jit
+def tile_dot(a, b, IEEE: tl.constexpr):
+    """a @ b with a float32 accumulator; exact float32 products when IEEE."""
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    else:
+        return tl.dot(a, b)
+
+
+@triton.jit
+def scaled_scores(products, scale, soft_cap, SOFT_CAP: tl.constexpr):
+    """Attention logits in base 2 (for exp2): scale * q.k, through soft_cap * tanh(x / soft_cap)
+    when SOFT_CAP. tanh comes from exp2, as no vendor-neutral tanh exists; it saturates to
+    +-1 where exp2 overflows or underflows."""
+    if SOFT_CAP:
+        doubled = tl.exp2(products * (scale * 2.0 * LOG2E / soft_cap))  # e^(2x / soft_cap)
+        return (soft_cap * LOG2E) * (1.0 - 2.0 / (doubled + 1.0))
+    else:
+        return products * (scale * LOG2E)

@@ -1,0 +1,89 @@
+"""`tenon bench attention` and `tenon bench offline` end to end on the CPU: valid JSON records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tenon.bench.offline_limit import ModelCosts, OfflineWorkload, offline_limit
+from tenon.cli.main import main
+
+RECORD_KEYS = {"workload", "model", "card", "versions", "value", "unit", "baseline", "limit",
+               "fraction_of_limit", "date"}
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """On the shared 2-core machine two torch threads make a tiny model's decode steps 10x to
+    100x slower (every parallel region waits for a preempted thread)."""
+    num_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(num_threads)
+
+
+def test_attention_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output_json = tmp_path / "attention.json"
+    assert main(["bench", "attention", "--context-lens", "8", "13", "--batch-sizes", "2", "--num-heads", "4",
+                 "--num-kv-heads", "2", "--head-size", "16", "--block-size", "4", "--dtype", "float32",
+                 "--min-total-bytes", "10000", "--copy-size-bytes", str(1 << 20), "--num-warmup", "0",
+                 "--num-repeats", "2", "--output-json", str(output_json)]) == 0
+    records = json.loads(output_json.read_text())
+    assert [(r["context_len"], r["batch_size"]) for r in records] == [(8, 2), (13, 2)]
+    for record in records:
+        assert RECORD_KEYS <= set(record)
+        assert (record["workload"], record["card"], record["backend"], record["unit"]) == (
+            "decode-attention", "cpu", "reference", "GB/s")
+        assert record["baseline"] == {"name": None, "value": None, "ratio": None}
+        assert record["limit"]["unit"] == "GB/s" and record["fraction_of_limit"] is not None
+        assert record["attention_shape"] == {"num_heads": 4, "num_kv_heads": 2, "head_size": 16,
+                                             "block_size": 4, "dtype": "float32"}
+        assert record["max_model_len"] == 13
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("decode-attention on cpu") and out[1].split()[:3] == ["context", "batch", "buffers"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from transformers import AutoConfig
+
+    output_json = tmp_path / "offline.json"
+    assert main(["bench", "offline", "--model", str(tiny_dummy_model_dir), "--load-format", "dummy",
+                 "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "4",
+                 "--workload", "offline-128", "--num-prompts", "2", "--hf-baseline", "--hf-shape", "2x8x4",
+                 "--hf-num-iters", "1", "--copy-size-bytes", str(1 << 20), "--matmul-size", "64",
+                 "--output-json", str(output_json)]) == 0
+    ours, ours_hf_shape, hf = json.loads(output_json.read_text())
+    for record in (ours, ours_hf_shape, hf):
+        assert RECORD_KEYS <= set(record) and record["card"] == "cpu" and record["unit"] == "output tokens/s"
+    assert (ours["workload"], ours["num_prompts"], ours["input_len"], ours["output_len"]) == ("offline-128", 2, 128, 128)
+    assert ours["note"].startswith("reduced prompt count: 2 prompts instead of BENCHMARKS.md's 5000")
+    assert ours["value"] == pytest.approx(2 * 128 / ours["elapsed_s"], rel=1e-3)
+    # The limit is the model's, for the same prompt count, engine limits and measured rates.
+    engine, card = ours["engine"], ours["card_limits"]
+    limit = offline_limit(
+        ModelCosts.from_config(AutoConfig.from_pretrained(tiny_dummy_model_dir), 4),
+        OfflineWorkload(num_prompts=2, input_len=128, output_len=128, max_num_seqs=4,
+                        max_num_batched_tokens=engine["max_num_batched_tokens"],
+                        kv_capacity_tokens=engine["kv_capacity_tokens"]),
+        copy_bandwidth_bytes_per_s=card["copy_bandwidth_bytes_per_s"], matmul_flops_per_s=card["matmul_bf16_flops_per_s"])
+    assert ours["limit"]["value"] == round(limit.output_tokens_per_s, 2)
+    assert ours["limit"]["num_steps"] == 128  # one prefill step, 127 decode steps
+    assert ours["fraction_of_limit"] == pytest.approx(ours["value"] / ours["limit"]["value"], abs=1e-4)
+    assert ours["time_over_floor"] == pytest.approx(ours["elapsed_s"] / limit.floor_s, rel=1e-2)
+    assert engine["max_num_seqs"] == 4 and engine["kv_capacity_tokens"] % engine["block_size"] == 0
+    assert (ours_hf_shape["workload"], ours_hf_shape["name"]) == ("hf-baseline", "tenon LLM.generate 2x8x4")
+    assert ours_hf_shape["baseline"]["value"] == round(hf["value"], 3)
+    assert ours_hf_shape["baseline"]["ratio"] == pytest.approx(ours_hf_shape["value"] / hf["value"], rel=1e-2)
+    assert hf["name"] == "hf-transformers-generate float32 2x8x4" and len(hf["samples_s"]) == 1
+    assert "offline-128" in capsys.readouterr().out
+
+
+def test_offline_prompt_counts_per_workload_are_checked_before_any_engine_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"one count, or one per workload \(2\).*\[1, 2, 3\]"):
+        main(["bench", "offline", "--model", str(tmp_path), "--num-prompts", "1", "2", "3"])
