@@ -176,7 +176,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
                     model=model, attention_backend=backend, kv_spec=kv_spec, block_size=block_size,
                     dtype=dtype, device=device, max_num_tokens=max_num_tokens,
                     max_num_seqs=config.scheduler.max_num_seqs, max_model_len=max_model_len,
-                    with_graphs=use_graphs,
+                    vocab_size=int(hf_config.vocab_size), with_graphs=use_graphs,
                 )
             log.note(profile.describe())
             in_use = profile.in_use_bytes + profile.peak_activation_bytes + profile.graph_reserve_bytes

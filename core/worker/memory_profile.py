@@ -64,6 +64,7 @@ def profile_step_memory(
     max_num_tokens: int,
     max_num_seqs: int,
     max_model_len: int,
+    vocab_size: int,
     with_graphs: bool,
 ) -> MemoryProfile:
     assert device.type == "cuda", "memory profiling reads the CUDA allocator"
@@ -73,7 +74,9 @@ def profile_step_memory(
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base_bytes = torch.cuda.memory_allocated(device)
-    metadata, input_ids, positions, last_rows = _profile_inputs(lengths, block_size, device)
+    metadata, input_ids, positions, last_rows = _profile_inputs(
+        lengths, block_size, vocab_size, device
+    )
     attention_backend.prepare(metadata)
     context = ForwardContext(
         attention_metadata=metadata, attention_backend=attention_backend, kv_layers=kv_layers
@@ -104,7 +107,7 @@ def _prompt_lengths(max_num_tokens: int, max_num_seqs: int, max_model_len: int) 
 
 
 def _profile_inputs(
-    lengths: list[int], block_size: int, device: torch.device
+    lengths: list[int], block_size: int, vocab_size: int, device: torch.device
 ) -> tuple[AttentionMetadata, torch.Tensor, torch.Tensor, torch.Tensor]:
     num_tokens = sum(lengths)
     max_blocks = max(-(-length // block_size) for length in lengths)
@@ -134,7 +137,6 @@ def _profile_inputs(
         num_reqs=len(lengths),
         num_actual_tokens=num_tokens,
     )
-    # Random ids, never zeros; the vocabulary is at least this large in any real model.
-    input_ids = torch.randint(0, 1000, (num_tokens,), dtype=torch.int64, device=device)
+    input_ids = torch.randint(0, vocab_size, (num_tokens,), dtype=torch.int64, device=device)
     last_rows = (cumulative[1:] - 1).to(device)
     return metadata, input_ids, positions.to(device), last_rows
