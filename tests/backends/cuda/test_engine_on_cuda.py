@@ -32,7 +32,9 @@ def _hf(path: Path, dtype: torch.dtype):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module", params=["llama", "qwen3"])
 def model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_model_dir(tmp_path_factory.mktemp(request.param), request.param)
+    # Head size 64: a size every backend serves, the triton one included.
+    return make_tiny_model_dir(tmp_path_factory.mktemp(request.param), request.param,
+                               hidden_size=256, head_dim=64)
 
 
 # (attention backend, enforce_eager): triton is the graph-capable backend, so its default runs
