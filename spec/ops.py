@@ -28,8 +28,18 @@ when it declares `supports_graphs`, must allocate nothing whose size depends on 
         of `tenon.layers.rotary.RotaryEmbedding`: both halves equal, sin's first half negated).
         The first rotary_dim features of each head become
         x * cos + roll(x, rotary_dim // 2) * signed_sin; the rest are unchanged. Returns `heads`.
+
+    linear(x, weight, bias=None)
+        x: [num_tokens, in_features] (activation dtype); weight: [out_features, in_features]
+        (nn.Linear's layout, x's dtype); bias: [out_features] or None. Returns x @ weight.T
+        (+ bias) as a new [num_tokens, out_features] tensor in x's dtype, accumulated in float32
+        like torch.nn.functional.linear. x, weight and bias are left as they are. The shape
+        decides the kernel, never the data: an implementation may serve only some shapes
+        (decode's few tokens, say) and call torch.nn.functional.linear for the rest, but the
+        choice must depend on shapes, strides and dtypes alone, so a captured graph replays
+        the same kernels; scratch it needs is sized by the shapes too.
 """
 
 from __future__ import annotations
 
-OP_NAMES = ("rms_norm", "silu_and_mul", "rotary")
+OP_NAMES = ("rms_norm", "silu_and_mul", "rotary", "linear")

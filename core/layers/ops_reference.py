@@ -62,3 +62,11 @@ def rotary(
     sin = signed_sin_cache.index_select(0, positions)[:, None, :]
     heads.copy_(rotate(heads, cos, sin))
     return heads
+
+
+def linear(
+    x: torch.Tensor,  # [num_tokens, in_features]
+    weight: torch.Tensor,  # [out_features, in_features]
+    bias: torch.Tensor | None = None,  # [out_features]
+) -> torch.Tensor:  # [num_tokens, out_features]
+    return torch.nn.functional.linear(x, weight, bias)

@@ -1,5 +1,6 @@
 """Sampling: per-request parameters, the per-step batch metadata, and the sampler."""
 
+from tenon.sampling.argmax import vocab_argmax
 from tenon.sampling.filters import apply_min_p, apply_temperature, apply_top_k, apply_top_k_top_p
 from tenon.sampling.logprobs import compute_prompt_logprobs, gather_logprobs
 from tenon.sampling.metadata import SamplingMetadata, SamplingRow, build_sampling_metadata
@@ -28,4 +29,5 @@ __all__ = [
     "mix_seed",
     "random_sample",
     "validate_logprobs",
+    "vocab_argmax",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 import torch
 
+from tenon.sampling.argmax import vocab_argmax
 from tenon.sampling.filters import apply_min_p, apply_temperature, apply_top_k_top_p
 from tenon.sampling.logprobs import compute_prompt_logprobs, gather_logprobs
 from tenon.sampling.metadata import SamplingMetadata
@@ -56,7 +57,7 @@ def random_sample(
         q[row_index].exponential_(generator=generator)
     # A zero draw would make 0 / 0 = nan win the argmax for a masked token.
     q.clamp_(min=torch.finfo(q.dtype).tiny)
-    return probs.div(q).argmax(dim=-1)
+    return vocab_argmax(probs.div(q))
 
 
 class Sampler:
@@ -90,14 +91,12 @@ class Sampler:
             )
 
         if metadata.all_greedy:
-            sampled_token_ids = logits.argmax(dim=-1)
+            sampled_token_ids = vocab_argmax(logits)
         else:
             sampled_token_ids = self._sample_random(logits, metadata)
             if not metadata.all_random:
                 is_greedy = metadata.temperature < GREEDY_TEMPERATURE_EPS
-                sampled_token_ids = torch.where(
-                    is_greedy, logits.argmax(dim=-1), sampled_token_ids
-                )
+                sampled_token_ids = torch.where(is_greedy, vocab_argmax(logits), sampled_token_ids)
 
         if raw_logprobs is None:
             return SamplerOutput(sampled_token_ids=sampled_token_ids)

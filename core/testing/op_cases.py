@@ -199,3 +199,68 @@ class RotaryCase:
             "rotary wrote outside the first rotary_dim features of `heads` (the pass-through "
             "features, or the query/value columns of the qkv row around the view)"
         )
+
+
+LINEAR_LAYOUTS = ("contiguous", "strided_x", "transposed_x", "transposed_weight")
+
+
+@attrs.frozen(kw_only=True)
+class LinearCase:
+    """x [num_tokens, in_features] @ weight.T (+ bias). Layouts: "strided_x" views x inside a
+    wider row buffer (row stride above in_features); "transposed_x" and "transposed_weight"
+    are transposed views of contiguous buffers (column stride above one)."""
+
+    num_tokens: int
+    out_features: int
+    in_features: int
+    with_bias: bool
+    layout: str = attrs.field(default="contiguous", validator=attrs.validators.in_(LINEAR_LAYOUTS))
+
+    def __str__(self) -> str:
+        label = f"tokens{self.num_tokens}-out{self.out_features}-in{self.in_features}"
+        label += "-bias" if self.with_bias else ""
+        return label + ("" if self.layout == "contiguous" else f"-{self.layout}")
+
+    def inputs(self, dtype: torch.dtype, device: torch.device, seed: int) -> OpInputs:
+        generator = torch.Generator().manual_seed(seed)
+        tokens, out_features, in_features = self.num_tokens, self.out_features, self.in_features
+        if self.layout == "strided_x":  # x: columns 3 .. 3 + in_features of wider rows
+            x = random_tensor((tokens, in_features + 5), generator)[:, 3 : 3 + in_features]
+        elif self.layout == "transposed_x":
+            x = random_tensor((in_features, tokens), generator).t()
+        else:
+            x = random_tensor((tokens, in_features), generator)
+        # Unit-variance outputs whatever in_features is, so the tolerance means the same.
+        weight_scale = in_features**-0.5
+        if self.layout == "transposed_weight":
+            weight = random_tensor((in_features, out_features), generator, scale=weight_scale).t()
+        else:
+            weight = random_tensor((out_features, in_features), generator, scale=weight_scale)
+        bias = random_tensor((out_features,), generator) if self.with_bias else None
+        # .to() keeps the strides of dense layouts only (a transpose, not a slice of wider
+        # rows), so each view is rebuilt on its moved buffer.
+        return OpInputs(
+            args=(_moved_view(x, dtype, device), _moved_view(weight, dtype, device),
+                  None if bias is None else bias.to(dtype=dtype, device=device))
+        )  # fmt: skip
+
+    def check(self, function: Callable[..., Any], inputs: OpInputs, tolerance: Tolerance) -> None:
+        x, weight, bias = inputs.args
+        expected = ops_reference.linear(x, weight, bias)
+        x_before, weight_before = x.clone(), weight.clone()
+        bias_before = None if bias is None else bias.clone()
+        poison_freed_memory(expected.numel(), x.dtype, x.device)
+        assert_matches(function(x, weight, bias), expected, tolerance, f"linear {self}")
+        assert torch.equal(x, x_before), "linear must leave x alone"
+        assert torch.equal(weight, weight_before), "linear must leave weight alone"
+        if bias is not None:
+            assert bias_before is not None and torch.equal(bias, bias_before), (
+                "linear must leave bias alone"
+            )
+
+
+def _moved_view(view: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`view` in `dtype` on `device` with the same strides and offset into a moved buffer."""
+    base = view if view._base is None else view._base
+    moved = base.to(dtype=dtype, device=device)
+    return moved.as_strided(view.shape, view.stride(), view.storage_offset())

@@ -12,13 +12,16 @@ Every case (`tenon.testing.op_cases`) is random (seeded, no zeros) and checked i
 hidden sizes that are no multiple of a block, one token and many, rows longer than a block of
 registers, inputs small enough that eps matters; large gates for silu_and_mul; rotary on key
 heads viewed inside a wider qkv row and on packed heads, rotary_dim below head_size, positions
-unsorted, repeated and at both ends of the table. Beyond the values, the contract: rms_norm
-returns (normed, x + residual) with the sum exactly the activation dtype's and leaves x alone
-without a residual; silu_and_mul leaves x alone; rotary returns `heads` itself and writes
-nothing outside the first rotary_dim features of each head. Outputs the op allocates are
-checked on poisoned (NaN) freed memory. Also: the signature is the convention's, the layers
-(`tenon.layers`) give the reference's results with the op installed, and on CUDA, an op that
-declares `supports_graphs` replays a captured graph on refilled inputs.
+unsorted, repeated and at both ends of the table; linear on one to eight tokens and a
+prefill-sized batch, sizes no multiple of a block, a K long enough to split, with and without
+a bias, x strided inside wider rows, x or the weight transposed. Beyond the values, the
+contract: rms_norm returns (normed, x + residual) with the sum exactly the activation dtype's
+and leaves x alone without a residual; silu_and_mul and linear leave their inputs alone;
+rotary returns `heads` itself and writes nothing outside the first rotary_dim features of
+each head. Outputs the op allocates are checked on poisoned (NaN) freed memory. Also: the
+signature is the convention's, the layers (`tenon.layers`) give the reference's results with
+the op installed, and on CUDA, an op that declares `supports_graphs` replays a captured graph
+on refilled inputs.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tenon.plugin_host.targets import import_target
 from tenon.spec import OpCapabilities, OpSpec
 from tenon.spec.ops import OP_NAMES
 from tenon.testing.op_cases import (
+    LinearCase,
     OpCase,
     OpInputs,
     RmsNormCase,
@@ -80,6 +84,24 @@ CASES: Mapping[str, tuple[OpCase, ...]] = {
         RotaryCase(num_tokens=6, num_heads=5, head_size=96, rotary_dim=96, layout="packed"),
         RotaryCase(num_tokens=2, num_heads=40, head_size=128, rotary_dim=64, layout="packed"),
     ),
+    "linear": (
+        LinearCase(num_tokens=1, out_features=64, in_features=64, with_bias=False),
+        LinearCase(num_tokens=1, out_features=100, in_features=72, with_bias=True),
+        LinearCase(num_tokens=2, out_features=300, in_features=2100, with_bias=False),
+        LinearCase(num_tokens=3, out_features=130, in_features=1000, with_bias=True),
+        LinearCase(
+            num_tokens=4, out_features=96, in_features=520, with_bias=True, layout="strided_x"
+        ),
+        LinearCase(num_tokens=8, out_features=100, in_features=72, with_bias=True),
+        LinearCase(num_tokens=40, out_features=100, in_features=72, with_bias=True),
+        LinearCase(
+            num_tokens=2, out_features=100, in_features=72, with_bias=True,
+            layout="transposed_weight",
+        ),  # fmt: skip
+        LinearCase(
+            num_tokens=1, out_features=64, in_features=64, with_bias=False, layout="transposed_x"
+        ),
+    ),
 }
 
 # Captured on one input, replayed on another of the same shape.
@@ -90,6 +112,10 @@ GRAPH_CASES: Mapping[str, tuple[OpCase, ...]] = {
     ),
     "silu_and_mul": (SiluAndMulCase(num_tokens=64, intermediate_size=1000),),
     "rotary": (RotaryCase(num_tokens=13, num_heads=8, head_size=128, rotary_dim=128),),
+    "linear": (
+        LinearCase(num_tokens=1, out_features=300, in_features=2100, with_bias=True),
+        LinearCase(num_tokens=4, out_features=100, in_features=72, with_bias=False),
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 This checks the op through the calls `tenon.layers` makes (positional arguments, the fused
 residual, the rotated heads taken from the op's return value), so an op that passes the cases
 but mistakes the layers' convention still fails. The device's op table is restored after.
+Linear layers run through the unquantized scheme's method, the one that calls the op.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from tenon.layers import ops
 from tenon.layers.activation import SiluAndMul
+from tenon.layers.linear import Linear, MergedLinear
 from tenon.layers.norm import RMSNorm
 from tenon.layers.rotary import RotaryEmbedding
 from tenon.spec.ops import OP_NAMES
@@ -98,10 +100,42 @@ def _run_rotary(
     return {"forward query": rotated_query, "forward key": rotated_key, "apply": applied}
 
 
+def _run_linear(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    from tenon.plugins.quantization.none import NoQuantScheme
+
+    hidden_size, head_width = 96, 32
+    layers = {
+        "qkv": MergedLinear(hidden_size, [2 * head_width, head_width, head_width], bias=True,
+                            quant_scheme=NoQuantScheme(), prefix="qkv", dtype=dtype,
+                            device=device),
+        "o_proj": Linear(2 * head_width, hidden_size, bias=False, quant_scheme=NoQuantScheme(),
+                         prefix="o_proj", dtype=dtype, device=device),
+    }  # fmt: skip
+    for layer in layers.values():
+        for parameter in layer.parameters():  # weights scaled for unit-variance outputs
+            values = random_tensor(tuple(parameter.shape), generator)
+            parameter.data.copy_(
+                values / parameter.shape[-1] ** 0.5 if parameter.dim() == 2 else values
+            )
+    outputs = {}
+    with torch.inference_mode():
+        # A decode step's one token and a few (the sizes a GEMV takes), then a prefill's many.
+        for num_tokens in (1, 3, 40):
+            x = random_tensor((num_tokens, hidden_size), generator).to(dtype=dtype, device=device)
+            qkv = layers["qkv"](x)
+            outputs[f"qkv({num_tokens} tokens)"] = qkv
+            # The query columns: a view whose rows are qkv's, wider than the layer's input.
+            outputs[f"o_proj({num_tokens} tokens)"] = layers["o_proj"](qkv[:, : 2 * head_width])
+    return outputs
+
+
 _LAYER_RUNS: dict[
     str, Callable[[torch.Generator, torch.device, torch.dtype], dict[str, torch.Tensor]]
 ] = {
     "rms_norm": _run_rms_norm,
     "silu_and_mul": _run_silu_and_mul,
     "rotary": _run_rotary,
+    "linear": _run_linear,
 }

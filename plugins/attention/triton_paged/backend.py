@@ -1,19 +1,21 @@
 """The Triton paged-attention backend: graph-safe, one code path for CUDA and ROCm.
 
-Each layer's forward is two or three kernel launches:
+Each layer's forward is one kernel launch in a decode step and two otherwise:
 
-    write_kv        this step's K/V rows -> kv_layer at slot_mapping (padding rows -> block 0)
-    decode          max_query_len <= 1: split-KV flash-decoding over (request, KV head, split),
-      + reduce      and, with several splits, the log-sum-exp merge of the splits
-    prefill         otherwise: varlen flash attention over (query tile, KV head)
+    decode          max_query_len <= 1: this step's K/V rows -> kv_layer at slot_mapping, then
+                    split-KV flash-decoding over (request, KV head, split), whose last split to
+                    finish merges the splits by log-sum-exp (`split_merge`)
+    write_kv        otherwise: this step's K/V rows -> kv_layer (padding rows -> block 0),
+      + prefill     then varlen flash attention over (query tile, KV head)
 
 Launch shapes come from the padded token count, the request count and static sizes only, and the
 kernels read lengths and block tables from the metadata's device buffers, so a decode step
 captured in a graph replays correctly over refilled buffers. The decode split count follows the
 request count, the KV head count, the model length and the SM count (`launch_config`); the
-float32 scratch the splits write is allocated the first time a layer shape is seen (the engine's
-warm-up, before capture) at its largest size over every request count up to `max_num_reqs`.
-Sliding windows and logits soft caps are applied inside the kernels.
+scratch the splits write (float32 partials and log-sum-exps, int32 arrival counters that every
+launch leaves at zero) is allocated the first time a layer shape is seen (the engine's warm-up,
+before capture) at its largest size over every request count up to `max_num_reqs`. Sliding
+windows and logits soft caps are applied inside the kernels.
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ class TritonPagedAttentionBackend(AttentionBackend):
             if self.device.type == "cuda"
             else None
         )
-        # Split-decode scratch, shared by every layer (one layer's reduce runs before the next
-        # layer's decode on the same stream): float32 partial outputs and log-sum-exps.
+        # Split-decode scratch, shared by every layer (one layer's decode finishes before the
+        # next layer's starts on the same stream): float32 partial outputs and log-sum-exps, and
+        # per (request, KV head) int32 arrival counters, zeroed once and left at zero by every
+        # launch.
         self._partials = torch.empty(0, dtype=torch.float32, device=self.device)
         self._lses = torch.empty(0, dtype=torch.float32, device=self.device)
+        self._arrivals = torch.zeros(0, dtype=torch.int32, device=self.device)
 
     def num_splits(self, num_reqs: int, num_kv_heads: int) -> int:
         """The decode split count for a step of `num_reqs` requests (static: no data values)."""
@@ -79,15 +84,15 @@ class TritonPagedAttentionBackend(AttentionBackend):
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
         self._check(layer, query, kv_layer)
         num_tokens = query.shape[0]
-        write_kv(key, value, kv_layer, metadata.slot_mapping)
         output = self._new_output(query)  # [num_tokens, num_heads, head_size]
         if num_tokens == 0:
             return output
         if query.stride(-1) != 1:
             query = query.contiguous()
         if metadata.max_query_len <= 1:
-            self._decode(layer, query, kv_layer, metadata, output)
+            self._decode(layer, query, key, value, kv_layer, metadata, output)
             return output
+        write_kv(key, value, kv_layer, metadata.slot_mapping)
         prefill_attention(
             output, query, kv_layer, metadata.query_start_loc, metadata.seq_lens,
             metadata.block_table,
@@ -115,6 +120,8 @@ class TritonPagedAttentionBackend(AttentionBackend):
         self,
         layer: AttentionLayer,
         query: torch.Tensor,  # [num_tokens, num_heads, head_size]
+        key: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
         kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
         metadata: AttentionMetadata,
         output: torch.Tensor,  # [num_tokens, num_heads, head_size]
@@ -122,10 +129,11 @@ class TritonPagedAttentionBackend(AttentionBackend):
         num_reqs = metadata.num_reqs
         num_splits = self.num_splits(num_reqs, layer.num_kv_heads)
         if num_splits > 1:
-            self._reserve_scratch(layer, num_reqs * num_splits)
+            self._reserve_scratch(layer, num_reqs, num_splits)
         decode_attention(
-            output, query, kv_layer, metadata.query_start_loc, metadata.seq_lens,
-            metadata.block_table, (self._partials, self._lses),
+            output, query, key, value, kv_layer, metadata.query_start_loc, metadata.seq_lens,
+            metadata.block_table, metadata.slot_mapping,
+            (self._partials, self._lses, self._arrivals),
             num_reqs=num_reqs,
             num_splits=num_splits,
             scale=layer.scale,
@@ -138,25 +146,35 @@ class TritonPagedAttentionBackend(AttentionBackend):
             ),
         )  # fmt: skip
 
-    def _reserve_scratch(self, layer: AttentionLayer, num_split_rows: int) -> None:
-        """Make the scratch hold `num_split_rows` (request, split) pairs of this layer; when it
-        grows, it grows to the largest any request count up to max_num_reqs needs, so it is
-        allocated once per layer shape, outside any captured graph."""
-        if self._lses.numel() >= num_split_rows * layer.num_heads and (
-            self._partials.numel() >= num_split_rows * layer.num_heads * layer.head_size
+    def _reserve_scratch(self, layer: AttentionLayer, num_reqs: int, num_splits: int) -> None:
+        """Make the scratch hold `num_reqs` requests of `num_splits` splits of this layer; when
+        it grows, it grows to the largest any request count up to max_num_reqs needs, so it is
+        allocated once per layer shape, outside any captured graph. The arrival counters are
+        zeroed when allocated and never reallocated while large enough: the decode leaves them
+        at zero."""
+        num_split_rows = num_reqs * num_splits
+        if (
+            self._lses.numel() >= num_split_rows * layer.num_heads
+            and self._partials.numel() >= num_split_rows * layer.num_heads * layer.head_size
+            and self._arrivals.numel() >= num_reqs * layer.num_kv_heads
         ):
             return
+        max_num_reqs = max(num_reqs, self.config.max_num_reqs)
         max_rows = max(
             num_split_rows,
             *(
-                num_reqs * self.num_splits(num_reqs, layer.num_kv_heads)
-                for num_reqs in range(1, self.config.max_num_reqs + 1)
+                reqs * self.num_splits(reqs, layer.num_kv_heads)
+                for reqs in range(1, self.config.max_num_reqs + 1)
             ),
         )
         num_lses = max(self._lses.numel(), max_rows * layer.num_heads)
         num_partials = max(self._partials.numel(), max_rows * layer.num_heads * layer.head_size)
-        self._lses = torch.empty(num_lses, dtype=torch.float32, device=self.device)
-        self._partials = torch.empty(num_partials, dtype=torch.float32, device=self.device)
+        num_arrivals = max_num_reqs * layer.num_kv_heads
+        if num_lses > self._lses.numel() or num_partials > self._partials.numel():
+            self._lses = torch.empty(num_lses, dtype=torch.float32, device=self.device)
+            self._partials = torch.empty(num_partials, dtype=torch.float32, device=self.device)
+        if num_arrivals > self._arrivals.numel():
+            self._arrivals = torch.zeros(num_arrivals, dtype=torch.int32, device=self.device)
 
     @staticmethod
     def _check(layer: AttentionLayer, query: torch.Tensor, kv_layer: torch.Tensor) -> None:

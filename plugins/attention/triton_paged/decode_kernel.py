@@ -1,9 +1,10 @@
 # mypy: allow-untyped-defs
-"""Split-KV decode (flash-decoding): every request has at most one query row, its last token.
+"""Split-KV decode (flash-decoding) in one launch: KV write, attention and split merge.
 
-Grid (rows, num_kv_heads, num_splits). A program takes request r, KV head g and split s: it
-reads the query rows of every head of g's group (GQA: query head h reads KV head
-h // group_size, so K/V are read once per group) and attends over its share of the keys:
+Every request has at most one query row this step, its last token. Grid (rows, num_kv_heads,
+num_splits). A program takes request r, KV head g and split s: it reads the query rows of every
+head of g's group (GQA: query head h reads KV head h // group_size, so K/V are read once per
+group) and attends over its share of the keys:
 
     keys of request r:  [lo ............................................ seq_len)
     split s of S:       [lo + s * chunk, lo + (s + 1) * chunk)    chunk = the keys / S, rounded
@@ -12,15 +13,16 @@ h // group_size, so K/V are read once per group) and attends over its share of t
     BLOCK_N keys spans several pages (blocks of block_size tokens): key k sits at
         kv_layer[block_table[r, k // block_size], component, k % block_size, g]
 
+This step's K/V rows are written to the cache here too: split 0's program of row t (grid index
+t < num_tokens) writes row t's K/V of head g to its slot. Programs run in no fixed order, so no
+program reads the newest key (position seq_len - 1, this row's own) from the cache: the cache
+loop stops before it, and split 0 starts its online softmax from `key`/`value` row t instead.
+
 seq_len (and so every range) is read on the device inside the kernel, so the launch shape
 depends only on the request count, and a split past the end of a short sequence does nothing.
-With one split the program writes the output row; with several it writes a normalised partial
-output and its log-sum-exp (base 2) to scratch, and `_reduce_kernel` merges the splits:
-
-    out = sum_s 2^(lse_s - max) * partial_s / sum_s 2^(lse_s - max)
-
-Padding requests (seq_len 0) get zeros, and so do rows past query_start_loc[num_reqs] (rows of
-no request), so every element of the output is written.
+With one split the program writes the output row; with several, the last split to finish
+merges them (`split_merge`). Padding requests (seq_len 0) get zeros, and so do rows past
+query_start_loc[num_reqs] (rows of no request), so every element of the output is written.
 """
 
 from __future__ import annotations
@@ -29,8 +31,14 @@ import torch
 import triton
 import triton.language as tl
 
-from tenon.plugins.attention.triton_paged.launch_config import DecodeTiles, next_power_of_2
+from tenon.plugins.attention.triton_paged.launch_config import (
+    DecodeTiles,
+    merge_splits_per_load,
+    next_power_of_2,
+)
+from tenon.plugins.attention.triton_paged.split_merge import publish_split
 from tenon.plugins.attention.triton_paged.tile_math import scaled_scores, tile_dot
+from tenon.plugins.attention.triton_paged.write_kernel import write_token_kv
 
 
 @triton.jit
@@ -49,13 +57,17 @@ def _zero_padding_row(
 @triton.jit
 def _decode_kernel(
     query_ptr,  # [num_tokens, num_heads, head_size]
+    key_ptr,  # [num_tokens, num_kv_heads, head_size]
+    value_ptr,  # [num_tokens, num_kv_heads, head_size]
     kv_ptr,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
     output_ptr,  # [num_tokens, num_heads, head_size]
     partial_ptr,  # float32 [num_reqs, num_heads, num_splits, head_size] (several splits)
     lse_ptr,  # float32 [num_reqs, num_heads, num_splits] (several splits)
+    arrival_ptr,  # int32 [num_reqs, num_kv_heads], zeros between launches (several splits)
     query_start_loc_ptr,  # int32 [num_reqs + 1]
     seq_lens_ptr,  # int32 [num_reqs]
     block_table_ptr,  # int32 [num_reqs, max_blocks_per_req]
+    slot_mapping_ptr,  # int64 [>= num_tokens]
     scale,  # the softmax scale
     soft_cap,  # logits soft cap (with SOFT_CAP)
     sliding_window,  # keys within this many positions of the query (with USE_WINDOW)
@@ -63,6 +75,10 @@ def _decode_kernel(
     num_tokens,
     query_stride_token,
     query_stride_head,
+    key_stride_token,
+    key_stride_head,
+    value_stride_token,
+    value_stride_head,
     output_stride_token,
     output_stride_head,
     kv_stride_block,
@@ -77,25 +93,35 @@ def _decode_kernel(
     BLOCK_SIZE: tl.constexpr,
     BLOCK_N: tl.constexpr,
     USE_WINDOW: tl.constexpr,
-    SPLIT: tl.constexpr,  # several splits: write partials for _reduce_kernel
+    SPLIT: tl.constexpr,  # several splits: publish partials, the last split merges
+    SPLIT_ROWS: tl.constexpr,  # num_splits padded to a power of two
+    MERGE_SPLITS: tl.constexpr,  # splits the merge loads at once
     SOFT_CAP: tl.constexpr,
     DOT_IEEE: tl.constexpr,
 ):
-    request = tl.program_id(0)
+    request = tl.program_id(0)  # for split 0 also the row written to the cache (and zeroed)
     kv_head = tl.program_id(1)
     split = tl.program_id(2)
+    num_kv_heads = tl.num_programs(1)
     num_splits = tl.num_programs(2)
     group = tl.arange(0, GROUP_ROWS)
     head_mask = group < GROUP_SIZE
     heads = kv_head * GROUP_SIZE + group  # [GROUP_ROWS] query heads of this KV head
     dims = tl.arange(0, HEAD_ROWS)
     dim_mask = dims < HEAD_SIZE
-    if not SPLIT:
-        if split == 0:
-            _zero_padding_row(
-                output_ptr, query_start_loc_ptr, num_reqs, num_tokens, request, heads,
-                head_mask, dims, output_stride_token, output_stride_head, HEAD_SIZE,
+    if split == 0:
+        if request < num_tokens:
+            write_token_kv(
+                key_ptr, value_ptr, kv_ptr, slot_mapping_ptr, request,
+                kv_head + tl.zeros([1, 1], dtype=tl.int32), dims[None, :], dim_mask[None, :],
+                key_stride_token, key_stride_head, value_stride_token, value_stride_head,
+                kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head,
+                BLOCK_SIZE,
             )  # fmt: skip
+        _zero_padding_row(
+            output_ptr, query_start_loc_ptr, num_reqs, num_tokens, request, heads,
+            head_mask, dims, output_stride_token, output_stride_head, HEAD_SIZE,
+        )  # fmt: skip
     if request >= num_reqs:
         return
     query_end = tl.load(query_start_loc_ptr + request + 1)
@@ -111,7 +137,7 @@ def _decode_kernel(
     range_start = (key_lo // BLOCK_N) * BLOCK_N
     chunk = tl.cdiv(tl.cdiv(seq_len - range_start, num_splits), BLOCK_N) * BLOCK_N
     split_start = range_start + split * chunk
-    split_end = tl.minimum(split_start + chunk, seq_len)
+    split_end = tl.minimum(split_start + chunk, seq_len - 1)  # the newest key: from `key`
 
     query_mask = head_mask[:, None] & dim_mask[None, :]
     query = tl.load(
@@ -119,11 +145,26 @@ def _decode_kernel(
         mask=query_mask,
         other=0.0,
     )  # [GROUP_ROWS, HEAD_ROWS]
-    block_table_row = block_table_ptr + request.to(tl.int64) * block_table_stride
-    kv_head_ptr = kv_ptr + kv_head.to(tl.int64) * kv_stride_head
+
     max_score = tl.full([GROUP_ROWS], float("-inf"), dtype=tl.float32)
     denominator = tl.zeros([GROUP_ROWS], dtype=tl.float32)
     accumulator = tl.zeros([GROUP_ROWS, HEAD_ROWS], dtype=tl.float32)
+    if (split == 0) & (seq_len > 0):
+        # Split 0 starts from the newest key, rounded to the cache's dtype as the cache holds it.
+        newest_key = tl.load(
+            key_ptr + row * key_stride_token + kv_head * key_stride_head + dims, mask=dim_mask
+        ).to(kv_ptr.dtype.element_ty)  # [HEAD_ROWS]
+        newest_value = tl.load(
+            value_ptr + row * value_stride_token + kv_head * value_stride_head + dims,
+            mask=dim_mask,
+        ).to(kv_ptr.dtype.element_ty)  # [HEAD_ROWS]
+        products = tl.sum(query.to(tl.float32) * newest_key.to(tl.float32)[None, :], 1)
+        max_score = scaled_scores(products, scale, soft_cap, SOFT_CAP)  # [GROUP_ROWS]
+        denominator = tl.full([GROUP_ROWS], 1.0, dtype=tl.float32)
+        accumulator = accumulator + newest_value.to(tl.float32)[None, :]
+
+    block_table_row = block_table_ptr + request.to(tl.int64) * block_table_stride
+    kv_head_ptr = kv_ptr + kv_head.to(tl.int64) * kv_stride_head
     for tile_start in range(split_start, split_end, BLOCK_N):
         keys = tile_start + tl.arange(0, BLOCK_N)
         key_mask = keys < split_end
@@ -137,7 +178,8 @@ def _decode_kernel(
             + dims[None, :]
         )  # [BLOCK_N, HEAD_ROWS]
         key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
-        # scores: [GROUP_ROWS, BLOCK_N]; a tile always holds a visible key, so rows stay finite
+        # scores: [GROUP_ROWS, BLOCK_N]. Rows stay finite: split 0 starts from the newest key,
+        # and every tile of a later split begins with a visible key.
         scores = scaled_scores(tile_dot(query, tl.trans(key), DOT_IEEE), scale, soft_cap, SOFT_CAP)
         scores = tl.where(key_mask[None, :], scores, float("-inf"))
         new_max = tl.maximum(max_score, tl.max(scores, 1))
@@ -155,72 +197,28 @@ def _decode_kernel(
     empty = denominator == 0.0  # a padding request, or a split past the end of the sequence
     output = accumulator / tl.where(empty, 1.0, denominator)[:, None]
     if SPLIT:
-        head_index = request.to(tl.int64) * tl.num_programs(1) * GROUP_SIZE + heads
         lse = tl.where(empty, float("-inf"), max_score + tl.log2(tl.where(empty, 1.0, denominator)))
-        tl.store(lse_ptr + head_index * num_splits + split, lse, mask=head_mask)
-        partial_row = (head_index * num_splits + split) * HEAD_SIZE
-        tl.store(partial_ptr + partial_row[:, None] + dims[None, :], output, mask=query_mask)
+        publish_split(
+            output_ptr, partial_ptr, lse_ptr, arrival_ptr, output, lse, row, request, kv_head,
+            num_kv_heads, split, num_splits, output_stride_token, output_stride_head,
+            GROUP_SIZE, GROUP_ROWS, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
+        )  # fmt: skip
     else:
         pointers = output_ptr + row * output_stride_token + heads[:, None] * output_stride_head
         tl.store(pointers + dims[None, :], output.to(output_ptr.dtype.element_ty), mask=query_mask)
 
 
-@triton.jit
-def _reduce_kernel(
-    output_ptr,  # [num_tokens, num_heads, head_size]
-    partial_ptr,  # float32 [num_reqs, num_heads, num_splits, head_size]
-    lse_ptr,  # float32 [num_reqs, num_heads, num_splits]
-    query_start_loc_ptr,  # int32 [num_reqs + 1]
-    num_reqs,
-    num_tokens,
-    num_splits,
-    output_stride_token,
-    output_stride_head,
-    HEAD_SIZE: tl.constexpr,
-    HEAD_ROWS: tl.constexpr,
-    SPLIT_ROWS: tl.constexpr,  # num_splits padded to a power of two
-):
-    """Grid (rows, num_heads): merge one head's splits by their log-sum-exp."""
-    request = tl.program_id(0)
-    head = tl.program_id(1)
-    dims = tl.arange(0, HEAD_ROWS)
-    dim_mask = dims < HEAD_SIZE
-    heads = head + tl.arange(0, 1)
-    _zero_padding_row(
-        output_ptr, query_start_loc_ptr, num_reqs, num_tokens, request, heads,
-        heads >= 0, dims, output_stride_token, output_stride_head, HEAD_SIZE,
-    )  # fmt: skip
-    if request >= num_reqs:
-        return
-    query_end = tl.load(query_start_loc_ptr + request + 1)
-    if query_end == tl.load(query_start_loc_ptr + request):
-        return
-    row = (query_end - 1).to(tl.int64)
-    splits = tl.arange(0, SPLIT_ROWS)
-    split_mask = splits < num_splits
-    head_index = request.to(tl.int64) * tl.num_programs(1) + head
-    lse = tl.load(lse_ptr + head_index * num_splits + splits, mask=split_mask, other=float("-inf"))
-    max_lse = tl.max(lse, 0)
-    weights = tl.exp2(lse - tl.where(max_lse == float("-inf"), 0.0, max_lse))  # [SPLIT_ROWS]
-    total = tl.sum(weights, 0)
-    partial = tl.load(
-        partial_ptr + (head_index * num_splits + splits)[:, None] * HEAD_SIZE + dims[None, :],
-        mask=split_mask[:, None] & dim_mask[None, :],
-        other=0.0,
-    )  # [SPLIT_ROWS, HEAD_ROWS]
-    output = tl.sum(partial * weights[:, None], 0) / tl.where(total == 0.0, 1.0, total)
-    pointers = output_ptr + row * output_stride_token + head * output_stride_head
-    tl.store(pointers + dims, output.to(output_ptr.dtype.element_ty), mask=dim_mask)
-
-
 def decode_attention(
     output: torch.Tensor,  # [num_tokens, num_heads, head_size], every element written
     query: torch.Tensor,  # [num_tokens, num_heads, head_size]
+    key: torch.Tensor,  # [num_tokens, num_kv_heads, head_size], written to the cache here
+    value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
     kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
     query_start_loc: torch.Tensor,  # int32 [num_reqs + 1]
     seq_lens: torch.Tensor,  # int32 [num_reqs]
     block_table: torch.Tensor,  # int32 [num_reqs, max_blocks_per_req]
-    scratch: tuple[torch.Tensor, torch.Tensor],  # float32 partials, lse: flat, large enough
+    slot_mapping: torch.Tensor,  # int64 [>= num_tokens]
+    scratch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     *,
     num_reqs: int,
     num_splits: int,
@@ -229,16 +227,23 @@ def decode_attention(
     soft_cap: float | None,
     tiles: DecodeTiles,
 ) -> None:
-    """Launch the decode kernel (and, with several splits, the reduction) into `output`."""
+    """Write this step's K/V rows and attend, into `output`, in one launch. `scratch` holds the
+    float32 partials and lses and the int32 arrival counters (zeros), flat and large enough,
+    when num_splits > 1."""
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads, block_size = kv_layer.shape[3], kv_layer.shape[2]
-    partial, lse = scratch
-    split = num_splits > 1
-    rows = max(num_reqs, num_tokens)
-    _decode_kernel[(rows, num_kv_heads, num_splits)](
-        query, kv_layer, output, partial, lse, query_start_loc, seq_lens, block_table,
+    if key.stride(-1) != 1:
+        key = key.contiguous()
+    if value.stride(-1) != 1:
+        value = value.contiguous()
+    assert kv_layer.stride(-1) == 1, "the KV cache's head dimension must be contiguous"
+    partials, lses, arrivals = scratch
+    _decode_kernel[(max(num_reqs, num_tokens), num_kv_heads, num_splits)](
+        query, key, value, kv_layer, output, partials, lses, arrivals, query_start_loc,
+        seq_lens, block_table, slot_mapping,
         scale, soft_cap or 0.0, sliding_window or 0, num_reqs, num_tokens,
-        query.stride(0), query.stride(1), output.stride(0), output.stride(1),
+        query.stride(0), query.stride(1), key.stride(0), key.stride(1),
+        value.stride(0), value.stride(1), output.stride(0), output.stride(1),
         kv_layer.stride(0), kv_layer.stride(1), kv_layer.stride(2), kv_layer.stride(3),
         block_table.stride(0),
         GROUP_SIZE=num_heads // num_kv_heads,
@@ -248,18 +253,11 @@ def decode_attention(
         BLOCK_SIZE=block_size,
         BLOCK_N=tiles.block_n,
         USE_WINDOW=sliding_window is not None,
-        SPLIT=split,
+        SPLIT=num_splits > 1,
+        SPLIT_ROWS=next_power_of_2(num_splits),
+        MERGE_SPLITS=merge_splits_per_load(num_splits, tiles.head_rows),
         SOFT_CAP=soft_cap is not None,
         DOT_IEEE=query.dtype == torch.float32,
         num_warps=tiles.num_warps,
         num_stages=tiles.num_stages,
     )  # fmt: skip
-    if split:
-        _reduce_kernel[(rows, num_heads)](
-            output, partial, lse, query_start_loc, num_reqs, num_tokens, num_splits,
-            output.stride(0), output.stride(1),
-            HEAD_SIZE=head_size,
-            HEAD_ROWS=tiles.head_rows,
-            SPLIT_ROWS=next_power_of_2(num_splits),
-            num_warps=4,
-        )  # fmt: skip

@@ -14,6 +14,9 @@ MAX_NUM_SPLITS = 64
 MIN_KEYS_PER_SPLIT = 128
 # Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
 PROGRAMS_PER_SM = 2
+# float32 partial elements the split merge loads at once for one head (64 registers a thread at
+# 4 warps): 64 splits of head size 128, or 32 of head size 256.
+MERGE_TILE_ELEMENTS = 8192
 # Bytes of one K row (head_size elements) above which tiles get fewer rows, so that K and V
 # tiles of every pipeline stage still fit in shared memory and registers (head size 256).
 WIDE_ROW_BYTES = 256
@@ -104,3 +107,9 @@ def decode_num_splits(
     wanted = cdiv(PROGRAMS_PER_SM * num_sms, max(1, num_reqs * num_kv_heads))
     by_length = cdiv(max_model_len, MIN_KEYS_PER_SPLIT)
     return max(1, min(wanted, by_length, MAX_NUM_SPLITS))
+
+
+def merge_splits_per_load(num_splits: int, head_rows: int) -> int:
+    """Splits whose partials the merge loads at once for one head: every split (padded to a power
+    of two) unless that would exceed MERGE_TILE_ELEMENTS."""
+    return min(next_power_of_2(num_splits), max(1, MERGE_TILE_ELEMENTS // head_rows))

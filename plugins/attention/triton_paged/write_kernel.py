@@ -8,7 +8,8 @@ One program per token writes all KV heads of its key row and of its value row:
     kv_layer[block, 1, offset] = value[t]
 
 Padding tokens carry a slot in block 0 (the null block), which nobody reads, so they are written
-like any other token and need no branch.
+like any other token and need no branch. Decode steps write from inside the decode kernel
+(`write_token_kv`, one KV head per program) and launch no kernel of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,27 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.attention.triton_paged.launch_config import next_power_of_2
+
+
+@triton.jit
+def write_token_kv(
+    key_ptr, value_ptr, kv_ptr, slot_mapping_ptr, token, heads, dims, mask,
+    key_stride_token, key_stride_head, value_stride_token, value_stride_head,
+    kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head,
+    BLOCK_SIZE: tl.constexpr,
+):  # fmt: skip
+    """Token `token`'s key and value rows of KV heads `heads` ([H, 1]) into its slot."""
+    token = token.to(tl.int64)
+    slot = tl.load(slot_mapping_ptr + token).to(tl.int64)
+    block = slot // BLOCK_SIZE
+    offset = slot % BLOCK_SIZE
+    key = tl.load(key_ptr + token * key_stride_token + heads * key_stride_head + dims, mask=mask)
+    value = tl.load(
+        value_ptr + token * value_stride_token + heads * value_stride_head + dims, mask=mask
+    )
+    target = kv_ptr + block * kv_stride_block + offset * kv_stride_offset + heads * kv_stride_head
+    tl.store(target + dims, key.to(kv_ptr.dtype.element_ty), mask=mask)
+    tl.store(target + kv_stride_component + dims, value.to(kv_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -40,20 +62,14 @@ def _write_kv_kernel(
     HEAD_ROWS: tl.constexpr,  # HEAD_SIZE padded to a power of two
     BLOCK_SIZE: tl.constexpr,
 ):
-    token = tl.program_id(0).to(tl.int64)
-    slot = tl.load(slot_mapping_ptr + token).to(tl.int64)
-    block = slot // BLOCK_SIZE
-    offset = slot % BLOCK_SIZE
     heads = tl.arange(0, HEADS_ROWS)[:, None]
     dims = tl.arange(0, HEAD_ROWS)[None, :]
-    mask = (heads < NUM_KV_HEADS) & (dims < HEAD_SIZE)
-    key = tl.load(key_ptr + token * key_stride_token + heads * key_stride_head + dims, mask=mask)
-    value = tl.load(
-        value_ptr + token * value_stride_token + heads * value_stride_head + dims, mask=mask
-    )
-    target = kv_ptr + block * kv_stride_block + offset * kv_stride_offset + heads * kv_stride_head
-    tl.store(target + dims, key.to(kv_ptr.dtype.element_ty), mask=mask)
-    tl.store(target + kv_stride_component + dims, value.to(kv_ptr.dtype.element_ty), mask=mask)
+    write_token_kv(
+        key_ptr, value_ptr, kv_ptr, slot_mapping_ptr, tl.program_id(0), heads, dims,
+        (heads < NUM_KV_HEADS) & (dims < HEAD_SIZE),
+        key_stride_token, key_stride_head, value_stride_token, value_stride_head,
+        kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head, BLOCK_SIZE,
+    )  # fmt: skip
 
 
 def write_kv(

@@ -8,7 +8,7 @@ import torch
 from tenon.layers import ops_reference
 from tenon.plugins.ops import registration
 from tenon.testing import OpConformance, run_conformance
-from tenon.testing.op_cases import RotaryCase
+from tenon.testing.op_cases import LinearCase, RotaryCase
 from tenon.testing.op_conformance import CASES
 
 REFERENCE_SPECS = {spec.capabilities.op: spec for spec in registration.tenon_ops()}
@@ -27,6 +27,11 @@ class TestReferenceSiluAndMul(OpConformance):
 
 class TestReferenceRotary(OpConformance):
     spec = REFERENCE_SPECS["rotary"]
+    dtypes = DTYPES
+
+
+class TestReferenceLinear(OpConformance):
+    spec = REFERENCE_SPECS["linear"]
     dtypes = DTYPES
 
 
@@ -156,3 +161,61 @@ def test_kit_catches_a_signature_off_the_convention() -> None:
         op, function, dtypes = "silu_and_mul", silu_and_mul, DTYPES
 
     assert failed_names(Suite) == {"test_signature_is_the_convention"}
+
+
+def linear_without_bias(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    return ops_reference.linear(x, weight, None)
+
+
+def test_kit_catches_a_linear_that_drops_the_bias() -> None:
+    class Suite(OpConformance):
+        op, function, dtypes = "linear", linear_without_bias, DTYPES
+
+    with_bias = [str(case) for case in CASES["linear"] if "bias" in str(case)]
+    assert failed_names(Suite) == case_names(with_bias) | {
+        f"test_layers_give_the_reference_results[{dtype}]" for dtype in DTYPES
+    }
+
+
+def linear_ignoring_weight_strides(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Reads the weight's buffer as if its rows were contiguous (a kernel that takes only
+    weight.stride(0))."""
+    packed = weight.as_strided(weight.shape, (weight.shape[1], 1), weight.storage_offset())
+    return ops_reference.linear(x, packed, bias)
+
+
+def test_kit_catches_a_linear_that_ignores_a_transposed_weight() -> None:
+    class Suite(OpConformance):
+        op, function, dtypes = "linear", linear_ignoring_weight_strides, DTYPES
+
+    transposed = [
+        str(case)
+        for case in CASES["linear"]
+        if isinstance(case, LinearCase) and case.layout == "transposed_weight"
+    ]
+    assert transposed and failed_names(Suite) == case_names(transposed)
+
+
+def linear_into_x(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scales x in place before the product: right values on a copy, x changed."""
+    out = ops_reference.linear(x.clone(), weight, bias)
+    x.mul_(2)
+    return out
+
+
+def test_kit_catches_a_linear_that_writes_its_input() -> None:
+    class Suite(OpConformance):
+        op, function, dtypes = "linear", linear_into_x, DTYPES
+
+    # In the layers o_proj reads a view of qkv's output, which the doubling then corrupts.
+    layers = {f"test_layers_give_the_reference_results[{dtype}]" for dtype in DTYPES}
+    failed = failures(Suite)
+    cases = case_names([str(case) for case in CASES["linear"]])
+    assert set(failed) == cases | layers
+    assert all("linear must leave x alone" in failed[name] for name in cases)

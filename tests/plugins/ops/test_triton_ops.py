@@ -75,3 +75,8 @@ def test_rotary_of_a_transposed_view_rotates_its_storage() -> None:
     )
     assert rotary(positions, heads, embedding.cos_cache, embedding.signed_sin_cache) is heads
     torch.testing.assert_close(storage.transpose(1, 2), expected, atol=1e-6, rtol=1e-6)
+
+
+class TestTritonLinear(OpConformance):
+    spec = SPECS["linear"]
+    dtypes = ("float16",)  # the op declares the 16-bit dtypes; bfloat16 runs on the GPU

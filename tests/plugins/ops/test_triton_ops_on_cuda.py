@@ -39,3 +39,8 @@ class TestTritonSiluAndMulOnCuda(OpConformance):
 class TestTritonRotaryOnCuda(OpConformance):
     spec = SPECS["rotary"]
     device = "cuda"
+
+
+class TestTritonLinearOnCuda(OpConformance):
+    spec = SPECS["linear"]
+    device = "cuda"

@@ -1,4 +1,4 @@
-"""The Triton ops' registration: three specs above the reference, for CUDA and ROCm, whose
+"""The Triton ops' registration: one spec per op above the reference, for CUDA and ROCm, whose
 targets are the wrappers, from a module that imports neither torch nor triton."""
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ def registered_specs() -> dict[str, OpSpec]:
 
 def test_one_spec_per_op_above_the_reference() -> None:
     specs = registered_specs()
-    triton_names = ["triton-rms-norm", "triton-silu-and-mul", "triton-rotary"]
+    triton_names = ["triton-rms-norm", "triton-silu-and-mul", "triton-rotary", "triton-linear"]
     assert sorted(specs) == sorted(
-        ["torch-rms-norm", "torch-silu-and-mul", "torch-rotary", *triton_names]
+        ["torch-rms-norm", "torch-silu-and-mul", "torch-rotary", "torch-linear", *triton_names]
     )
     for op, name in zip(OP_NAMES, triton_names, strict=True):
         spec, reference = specs[name], specs[f"torch-{op.replace('_', '-')}"]
@@ -42,15 +42,20 @@ def test_targets_are_the_wrappers() -> None:
         assert getattr(module, qualname).__module__ == module_name
 
 
-def test_capabilities_fit_gpus_in_every_dtype_with_graphs_and_nothing_else() -> None:
+def test_capabilities_fit_gpus_in_their_dtypes_with_graphs_and_nothing_else() -> None:
     for spec in triton_registration.tenon_ops():
         op, capabilities = spec.capabilities.op, spec.capabilities
+        # The GEMV serves 16-bit decode; a float32 engine keeps torch's linear.
+        dtypes = ("float16", "bfloat16") if op == "linear" else ("float32", "float16", "bfloat16")
+        assert capabilities.dtypes == dtypes
         for device_type in ("cuda", "rocm"):
-            for dtype in ("float32", "float16", "bfloat16"):
+            for dtype in dtypes:
                 wanted = Requirements(
                     op=op, device_type=device_type, dtype=dtype, needs_graphs=True
                 )
                 assert capabilities.unmet(wanted) == ()
+        float32 = Requirements(op=op, device_type="cuda", dtype="float32")
+        assert (capabilities.unmet(float32) == ()) == (op != "linear")
         assert capabilities.unmet(Requirements(op=op, device_type="cpu")) == (
             "device type cpu not supported (supports: cuda, rocm)",
         )
