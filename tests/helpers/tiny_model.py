@@ -31,11 +31,12 @@ ARCHITECTURES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
 def make_tiny_model_dir(path: Path, architecture: str = "llama", *, seed: int = 0,
                         with_tokenizer: bool = True, **overrides: Any) -> Path:
     config_class, model_class, extra = ARCHITECTURES[architecture]
-    config = config_class(
+    fields = dict(
         hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
         vocab_size=VOCAB_SIZE, max_position_embeddings=256, initializer_range=0.2,
-        bos_token_id=0, eos_token_id=0, pad_token_id=None, **{**extra, **overrides},
+        bos_token_id=0, eos_token_id=0, pad_token_id=None,
     )
+    config = config_class(**{**fields, **extra, **overrides})
     torch.manual_seed(seed)
     model = model_class(config).to(torch.float32).eval()
     with torch.no_grad():

@@ -1,13 +1,18 @@
 """Which linear shapes the Triton GEMV (`gemv`) serves, with which launch; cuBLAS the rest.
 
-Why: measured by the lead on an H200 inside a CUDA graph (Llama-3.1-8B decode, bf16, one
-token, weights rotated past L2), cuBLAS reaches ~96% of copy bandwidth on gate_up (28672 x
-4096), ~92% on down (4096 x 14336, split-K) and ~100% on lm_head (128256 x 4096), but only
-~71% on qkv (6144 x 4096: 16.4 us for 50 MB) and ~72% on o_proj (4096 x 4096: 10.9 us with
-its split-K reduce, 33.5 MB). So the large projections stay with cuBLAS and the GEMV takes
-the small ones. The qkv and o_proj entries below are the default rule's launches, not yet
-timed against the alternatives; `benchmarks/diagnostics/gemv_vs_cublas.py` times a sweep of
-launches against F.linear and prints the winners as entries of `TUNED`.
+Measured on an H200 (2026-11-26, `benchmarks/diagnostics/gemv_vs_cublas.py`: each launch
+replayed in a CUDA graph over weights rotated past L2, copy bandwidth 4.23 TB/s in the same
+run), Llama-3.1-8B shapes, bf16, one token, microseconds (% of copy bandwidth):
+
+    shape            cuBLAS          best GEMV launch            gain
+    qkv   6144x4096  15.05 (79.0%)   14.91 (79.8%) fma n16 k256  1.01x -> cuBLAS (noise)
+    o     4096x4096  13.82 (57.4%)   10.86 (73.0%) fma n8 k512   1.27x
+    gate_up 28672x4096 58.88 (94.3%) 56.38 (98.4%) fma n16 k256  1.04x
+    down  4096x14336 33.35 (83.2%)   29.65 (93.6%) fma n8 k512   1.12x
+    lm_head 128256x4096 275.4 (90.2%) 236.9 (104.8%, L2 reuse) fma n16 k256 1.16x
+
+Entries below take the fastest launch where it beat F.linear by at least 3% (smaller gains
+are within the run-to-run spread); None keeps cuBLAS. 2 to 8 tokens use the `dot` kernel.
 
 The decision reads (tokens, out_features, in_features, dtype) only: a captured decode graph
 (tokens padded to its batch size) replays what was chosen at capture.
@@ -32,18 +37,35 @@ DEFAULT_BLOCK_K = 256
 # no SM idles behind a partial wave.
 TARGET_PROGRAMS = 264
 
-_QKV_8B = GemvConfig(kernel="dot", block_n=32, block_k=256, num_splits=2, num_stages=4)
-_O_PROJ_8B = GemvConfig(kernel="dot", block_n=32, block_k=256, num_splits=4, num_stages=4)
-_TOKEN_BUCKETS = (1, 2, 4, 8)
+
+def _fma(block_n: int, block_k: int) -> GemvConfig:
+    return GemvConfig(kernel="fma", block_n=block_n, block_k=block_k, num_splits=1,
+                      num_warps=4, num_stages=3)
+
+
+def _dot(block_n: int, block_k: int, num_splits: int, num_stages: int) -> GemvConfig:
+    return GemvConfig(kernel="dot", block_n=block_n, block_k=block_k, num_splits=num_splits,
+                      num_warps=4, num_stages=num_stages)
+
 
 # (out_features, in_features, tokens rounded up to a power of two) -> launch, or None for
-# torch.nn.functional.linear.
+# torch.nn.functional.linear. Llama-3.1-8B; measured as in the module docstring.
 TUNED: Mapping[tuple[int, int, int], GemvConfig | None] = {
-    **{(6144, 4096, tokens): _QKV_8B for tokens in _TOKEN_BUCKETS},  # Llama-3.1-8B qkv
-    **{(4096, 4096, tokens): _O_PROJ_8B for tokens in _TOKEN_BUCKETS},  # o_proj
-    **{(28672, 4096, tokens): None for tokens in _TOKEN_BUCKETS},  # gate_up
-    **{(4096, 14336, tokens): None for tokens in _TOKEN_BUCKETS},  # down
-    **{(128256, 4096, tokens): None for tokens in _TOKEN_BUCKETS},  # lm_head
+    **{(6144, 4096, tokens): None for tokens in (1, 2, 4, 8)},  # qkv: cuBLAS as fast
+    (4096, 4096, 1): _fma(8, 512),  # o_proj 1.27x
+    (4096, 4096, 2): _dot(64, 128, 2, 4),  # 1.12x
+    (4096, 4096, 4): _dot(64, 128, 2, 4),  # 1.12x
+    (4096, 4096, 8): _dot(64, 128, 2, 4),  # 1.11x
+    (28672, 4096, 1): _fma(16, 256),  # gate_up 1.04x
+    (28672, 4096, 2): _dot(64, 128, 1, 4),  # 1.08x
+    (28672, 4096, 4): _dot(64, 128, 1, 4),  # 1.10x
+    (28672, 4096, 8): None,
+    (4096, 14336, 1): _fma(8, 512),  # down 1.12x
+    (4096, 14336, 2): _dot(64, 256, 2, 3),  # 1.05x
+    (4096, 14336, 4): _dot(64, 256, 2, 3),  # 1.04x
+    (4096, 14336, 8): _dot(64, 256, 2, 3),  # 1.04x
+    (128256, 4096, 1): _fma(16, 256),  # lm_head 1.16x
+    **{(128256, 4096, tokens): None for tokens in (2, 4, 8)},  # 1.01-1.02x: cuBLAS
 }
 
 
