@@ -101,24 +101,32 @@ def test_memory_profile_sizes_the_cache_and_fits_max_model_len(model_dir: Path) 
 
 @pytest.mark.parametrize("backend", ["reference", "torch-sdpa", "triton"])
 def test_bfloat16_logprobs_close_to_hf_on_cuda(model_dir: Path, backend: str) -> None:
-    """bf16 keeps 8 bits of mantissa: after a few layers logits differ from HF's by ~1e-2.
-    Both sides compute in bf16 with float32 softmax, so their log-probabilities stay within
-    0.1 nats; the tolerance is checked against the float32 result (which must be much closer)."""
+    """The tolerance, and why: bf16 keeps 8 bits of mantissa, so any bf16 forward pass lands
+    some distance from the exact (float32) one; how far depends on the model's size and weights,
+    not on the implementation. HF transformers' own bf16 run measures that distance on these
+    weights. Ours must be as close to float32 as HF's bf16 is, within a factor of 2 (the two
+    round in different places: fused kernels, another reduction order) plus 0.02 nats."""
     prompts = _prompts(4)
-    hf = _hf(model_dir, torch.bfloat16)
+    hf_bf16 = _hf(model_dir, torch.bfloat16)
+    hf_fp32 = _hf(model_dir, torch.float32)
     llm = LLM(str(model_dir), dtype="bfloat16", attention_backend=backend, log_startup=False)
     params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0, ignore_eos=True)
     outputs = llm.generate([{"prompt_token_ids": p} for p in prompts], params)
-    worst = 0.0
+    ours_error = hf_error = 0.0
     for prompt, output in zip(prompts, outputs, strict=True):
+        ids = torch.tensor([prompt], device="cuda")
         with torch.no_grad():
-            logits = hf(torch.tensor([prompt], device="cuda")).logits[0].float()
-        reference = torch.log_softmax(logits, dim=-1)
+            exact = torch.log_softmax(hf_fp32(ids).logits[0].float(), dim=-1)
+            hf = torch.log_softmax(hf_bf16(ids).logits[0].float(), dim=-1)
         assert output.prompt_logprobs is not None
         for position in range(1, len(prompt)):
             entry = output.prompt_logprobs[position]
             assert entry is not None
-            ours = entry[prompt[position]].logprob
-            worst = max(worst, abs(ours - float(reference[position - 1, prompt[position]])))
-    assert worst < 0.1, f"bf16 logprobs differ from HF's by {worst:.3f} nats"
+            token = prompt[position]
+            truth = float(exact[position - 1, token])
+            ours_error = max(ours_error, abs(entry[token].logprob - truth))
+            hf_error = max(hf_error, abs(float(hf[position - 1, token]) - truth))
+    assert hf_error > 0.0  # bf16 really rounded
+    assert ours_error <= 2 * hf_error + 0.02, (
+        f"bf16 logprobs are {ours_error:.3f} nats from float32, HF's bf16 {hf_error:.3f}")
     llm.shutdown()
