@@ -16,5 +16,6 @@ class SiluAndMul(torch.nn.Module):
     ) -> torch.Tensor:  # [num_tokens, intermediate_size]
         kernel = ops.selected("silu_and_mul", x.device.type)
         if kernel is not None:
-            return kernel(x)  # type: ignore[no-any-return]
+            result: torch.Tensor = kernel(x)
+            return result
         return ops_reference.silu_and_mul(x)

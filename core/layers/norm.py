@@ -38,7 +38,10 @@ class RMSNorm(torch.nn.Module):
         """`norm(x)`; with a residual, `(norm(x + residual), x + residual)`."""
         kernel = ops.selected("rms_norm", x.device.type)
         if kernel is not None:
-            return kernel(x, self.weight, self.eps, residual)  # type: ignore[no-any-return]
+            result: torch.Tensor | tuple[torch.Tensor, torch.Tensor] = kernel(
+                x, self.weight, self.eps, residual
+            )
+            return result
         return ops_reference.rms_norm(x, self.weight, self.eps, residual)
 
     def extra_repr(self) -> str:

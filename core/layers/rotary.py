@@ -156,8 +156,8 @@ class RotaryEmbedding(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:  # same shapes as query, key
         step = self.step(positions)
         num_tokens = query.shape[0]
-        rotated_query = self.apply(step, query.reshape(num_tokens, -1, self.head_size).clone())
-        rotated_key = self.apply(step, key.reshape(num_tokens, -1, self.head_size).clone())
+        rotated_query = self.rotate(step, query.reshape(num_tokens, -1, self.head_size).clone())
+        rotated_key = self.rotate(step, key.reshape(num_tokens, -1, self.head_size).clone())
         return rotated_query.reshape(query.shape), rotated_key.reshape(key.shape)
 
     def step(self, positions: torch.Tensor) -> RotaryStep:
@@ -167,7 +167,7 @@ class RotaryEmbedding(torch.nn.Module):
         cos, sin = self.cos_sin(positions)
         return RotaryStep(positions=positions, cos=cos, sin=sin)
 
-    def apply(
+    def rotate(
         self,
         step: RotaryStep,
         heads: torch.Tensor,  # [num_tokens, num_heads, head_size]
@@ -176,7 +176,8 @@ class RotaryEmbedding(torch.nn.Module):
         else a new tensor."""
         kernel = ops.selected("rotary", heads.device.type)
         if kernel is not None:
-            return kernel(step.positions, heads, self.cos_cache, self.signed_sin_cache)  # type: ignore[no-any-return]
+            result: torch.Tensor = kernel(step.positions, heads, self.cos_cache, self.signed_sin_cache)
+            return result
         assert step.cos is not None and step.sin is not None
         return ops_reference.rotate(heads, step.cos, step.sin)
 

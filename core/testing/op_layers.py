@@ -96,7 +96,7 @@ def _run_rotary(
         rotated_query, rotated_key = embedding(positions, query, key)
         step = embedding.step(positions)
         heads = qkv[:, :query_width].view(NUM_TOKENS, num_heads, head_size)
-        applied = embedding.apply(step, heads)
+        applied = embedding.rotate(step, heads)
     return {"forward query": rotated_query, "forward key": rotated_key, "apply": applied}
 
 

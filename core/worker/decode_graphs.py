@@ -112,4 +112,5 @@ class DecodeGraphs:
             attention_backend=self.attention_backend,
             kv_layers=self.kv_layers,
         )
-        return self.model.forward(inputs.input_ids, inputs.positions, context)  # type: ignore[no-any-return]
+        hidden: torch.Tensor = self.model.forward(inputs.input_ids, inputs.positions, context)
+        return hidden

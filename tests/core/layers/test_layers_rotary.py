@@ -138,3 +138,13 @@ def test_module_to_casts_the_tables() -> None:
     expected = rotary.cos_cache.to(torch.float64)
     rotary.to(torch.float64)
     assert rotary.cos_cache.dtype == torch.float64 and torch.equal(rotary.cos_cache, expected)
+
+
+def test_module_apply_still_reaches_the_rotary_module() -> None:
+    """`RotaryEmbedding` keeps torch's `Module.apply(fn)` (it rotates with `rotate`), so
+    `model.apply(init_fn)` walks through it like any other module."""
+    rotary = RotaryEmbedding(16, 16, 32, 10000.0, None, dtype=torch.float32, device=torch.device("cpu"))
+    parent = torch.nn.Sequential(rotary)
+    seen: list[torch.nn.Module] = []
+    assert parent.apply(seen.append) is parent
+    assert seen == [rotary, parent]
