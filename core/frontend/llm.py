@@ -42,6 +42,11 @@ class LLM:
     def get_tokenizer(self) -> Any:
         return self.tokenizer
 
+    def reset_prefix_cache(self) -> bool:
+        """Forget the device prefix cache (vLLM's `LLM.reset_prefix_cache`). Returns False,
+        changing nothing, while a request still holds blocks. Lower KV tiers keep their blocks."""
+        return bool(self.engine.client.core.scheduler.kv_cache_manager.reset_prefix_cache())
+
     def generate(
         self,
         prompts: PromptInput | Sequence[PromptInput],

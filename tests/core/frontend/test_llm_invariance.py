@@ -77,6 +77,11 @@ def test_prefix_cache_hit_reports_cached_tokens_and_same_output(tiny_llama_dir: 
     assert output.num_cached_tokens == 4 * block_size  # every full shared block
     assert output.outputs[0].token_ids == expected
     _assert_all_blocks_free(llm)
+    # After reset_prefix_cache the same prompt computes everything again, with the same tokens.
+    assert llm.reset_prefix_cache()
+    again = llm.generate(second, GREEDY)[0]
+    assert again.num_cached_tokens == 0
+    assert again.outputs[0].token_ids == expected
     llm.shutdown()
 
 
