@@ -24,6 +24,9 @@ class NewBlocks:
     block_ids: tuple[int, ...]
 
 
+NO_NEW_BLOCKS = NewBlocks(block_ids=())
+
+
 class KVCacheManager:
     def __init__(
         self,
@@ -102,6 +105,16 @@ class KVCacheManager:
         """
         request_id = request.request_id
         request_blocks = self._request_blocks.get(request_id)
+        if request_blocks is not None and not new_computed_blocks:
+            # The common decode case, once per running request per step: the held blocks
+            # already have room and no block fills up, so there is nothing to do.
+            num_required_tokens = request.num_computed_tokens + num_new_tokens
+            assert num_required_tokens <= request.num_tokens
+            if num_required_tokens <= len(request_blocks) * self.block_size and (
+                not self.enable_caching
+                or num_required_tokens // self.block_size <= self._num_cached_blocks[request_id]
+            ):
+                return NO_NEW_BLOCKS
         is_first_allocation = request_blocks is None
         assert is_first_allocation or not new_computed_blocks, "prefix hits only at admission"
         num_computed_tokens = (

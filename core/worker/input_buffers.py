@@ -69,6 +69,26 @@ class InputBuffers:
             for name, tensor in self._host.items()
         }
         self._same_device = same_device
+        # What each block-table row holds, so a step rewrites only what changed: the state
+        # object whose blocks are in the row (None: no request) and how many are written.
+        # A resumed request gets a new state object, so its row is rewritten in full.
+        self._row_states: list[RequestState | None] = [None] * max_num_reqs
+        self._row_num_blocks = [0] * max_num_reqs
+
+    def _write_table_row(self, index: int, state: RequestState | None) -> None:
+        """Row `index` of the block table = `state`'s blocks, then zeros (the null block)."""
+        table_row = self._np["block_table"][index]
+        written = self._row_num_blocks[index]
+        blocks = state.block_ids if state is not None else ()
+        if self._row_states[index] is state and written <= len(blocks):
+            if len(blocks) > written:  # the request gained blocks since the last step
+                table_row[written : len(blocks)] = blocks[written:]
+        else:
+            table_row[: len(blocks)] = blocks
+            if written > len(blocks):
+                table_row[len(blocks) : written] = 0
+        self._row_states[index] = state
+        self._row_num_blocks[index] = len(blocks)
 
     def _upload(self, name: str, count: int) -> torch.Tensor:
         """The first `count` entries (rows for 2-D) of a buffer, on the device."""
@@ -99,28 +119,42 @@ class InputBuffers:
         sampling_ids: list[str] = []
         query_ranges: dict[str, tuple[int, int, int]] = {}
         arrays["query_start_loc"][0] = 0
+        input_ids = arrays["input_ids"]
+        positions_array = arrays["positions"]
+        slot_mapping = arrays["slot_mapping"]
+        seq_lens = arrays["seq_lens"]
+        query_start_loc = arrays["query_start_loc"]
+        logits_indices = arrays["logits_indices"]
         for index, (state, count) in enumerate(zip(states, num_scheduled_tokens, strict=True)):
             start = state.num_computed_tokens
             stop = start + count
-            arrays["input_ids"][row : row + count] = state.token_ids(start, stop)
-            positions = np.arange(start, stop, dtype=np.int64)
-            arrays["positions"][row : row + count] = positions
-            blocks = np.asarray(state.block_ids, dtype=np.int64)
-            arrays["slot_mapping"][row : row + count] = (
-                blocks[positions // block_size] * block_size + positions % block_size
-            )
-            table_row = arrays["block_table"][index]
-            table_row[: len(blocks)] = blocks
-            table_row[len(blocks) :] = 0
-            arrays["seq_lens"][index] = stop
+            block_ids = state.block_ids
+            if count == 1:  # a decode (or a one-token chunk): plain Python, no arrays
+                prompt_len = len(state.prompt_token_ids)
+                input_ids[row] = (state.prompt_token_ids[start] if start < prompt_len
+                                  else state.output_token_ids[start - prompt_len])
+                positions_array[row] = start
+                slot_mapping[row] = block_ids[start // block_size] * block_size + start % block_size
+            else:
+                input_ids[row : row + count] = state.token_ids(start, stop)
+                positions = np.arange(start, stop, dtype=np.int64)
+                positions_array[row : row + count] = positions
+                blocks = np.asarray(block_ids, dtype=np.int64)
+                slot_mapping[row : row + count] = (
+                    blocks[positions // block_size] * block_size + positions % block_size
+                )
+            self._write_table_row(index, state)
+            seq_lens[index] = stop
             query_ranges[state.request_id] = (row, count, start)
             row += count
-            arrays["query_start_loc"][index + 1] = row
+            query_start_loc[index + 1] = row
             if stop >= state.num_tokens:  # the chunk reaches the end: this request samples
-                arrays["logits_indices"][len(sampling_ids)] = row - 1
+                logits_indices[len(sampling_ids)] = row - 1
                 sampling_ids.append(state.request_id)
-            max_query_len = max(max_query_len, count)
-            max_seq_len = max(max_seq_len, stop)
+            if count > max_query_len:
+                max_query_len = count
+            if stop > max_seq_len:
+                max_seq_len = stop
 
         num_actual_tokens = row
         if pad_to_reqs is not None and pad_to_reqs > num_reqs:
@@ -130,7 +164,8 @@ class InputBuffers:
             arrays["positions"][pad] = 0
             arrays["slot_mapping"][pad] = 0
             arrays["seq_lens"][pad] = 0
-            arrays["block_table"][pad] = 0
+            for index in range(num_reqs, pad_to_reqs):
+                self._write_table_row(index, None)
             arrays["query_start_loc"][num_reqs + 1 : pad_to_reqs + 1] = np.arange(
                 row + 1, row + 1 + pad_to_reqs - num_reqs
             )

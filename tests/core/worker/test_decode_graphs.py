@@ -60,9 +60,11 @@ def _state(request_id: str, num_tokens: int, block_ids: list[int]) -> RequestSta
 def test_padded_fill_adds_null_requests() -> None:
     buffers = InputBuffers(max_num_reqs=8, max_num_tokens=16, max_blocks_per_req=4, block_size=4,
                            device=torch.device("cpu"), pin_memory=False)
-    # Poison every host buffer so unwritten padding shows.
-    for array in buffers._np.values():
-        array[...] = 77
+    # Poison every host buffer so unwritten padding shows (not the block table, which is kept
+    # up to date row by row from its known contents: see the next test).
+    for name, array in buffers._np.items():
+        if name != "block_table":
+            array[...] = 77
     states = [_state("a", 6, [3, 5]), _state("b", 3, [2])]
     inputs = buffers.fill(states, [1, 1], pad_to_reqs=4)
     metadata = inputs.metadata
@@ -76,6 +78,21 @@ def test_padded_fill_adds_null_requests() -> None:
     assert inputs.positions.tolist() == [5, 2, 0, 0]
     assert inputs.logits_indices.tolist() == [0, 1]
     assert np.all(buffers._np["input_ids"][4:] == 77)  # nothing past the padded size is touched
+
+
+def test_block_table_rows_are_rewritten_only_where_they_change() -> None:
+    buffers = InputBuffers(max_num_reqs=3, max_num_tokens=16, max_blocks_per_req=4, block_size=4,
+                           device=torch.device("cpu"), pin_memory=False)
+    a, b = _state("a", 6, [3, 5]), _state("b", 3, [2])
+    assert buffers.fill([a, b], [1, 1]).metadata.block_table.tolist() == [[3, 5, 0, 0], [2, 0, 0, 0]]
+    a.block_ids.append(7)  # a gained a block; b left; a new request takes row 1
+    c = _state("c", 2, [9])
+    assert buffers.fill([a, c], [1, 1]).metadata.block_table.tolist() == [[3, 5, 7, 0], [9, 0, 0, 0]]
+    # Rows swap owners, and a resumed request (a new state object) is rewritten in full.
+    resumed_a = _state("a", 6, [4, 6])
+    table = buffers.fill([c, resumed_a], [1, 1], pad_to_reqs=3).metadata.block_table.tolist()
+    assert table == [[9, 0, 0, 0], [4, 6, 0, 0], [0, 0, 0, 0]]
+    assert buffers._np["block_table"].tolist() == table  # nothing stale left anywhere
 
 
 class EagerGraphs:
