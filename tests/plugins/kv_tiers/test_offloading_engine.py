@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
+import torch
 
 from tenon import LLM, SamplingParams
 from tenon.engine.block_hash import update_block_hashes
@@ -246,3 +247,22 @@ def test_cpu_tier_is_a_cpu_tier_on_the_cpu(long_llama_dir: Path) -> None:
         assert isinstance(tier, CPUTier)
         assert not tier._slab.is_pinned()
         assert tier.block_shape == (2, 2, BLOCK_SIZE, 2, 16)  # [layers, K/V, tokens, heads, dim]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cpu_tier_on_cuda_loads_without_blocking_the_host_and_gives_the_same_tokens(
+    long_llama_dir: Path, expected: dict[str, list[int]]
+) -> None:
+    """On a GPU the CPU tier's loads are stream-ordered copies that the host does not wait for;
+    the tokens computed from them must still be exactly the cold engine's."""
+    with offloading_engine(long_llama_dir, cpu_bytes=1 << 20) as llm:
+        assert str(llm.engine.client.core.executor.runner.device).startswith("cuda")
+        assert generate(llm, FIRST).outputs[0].token_ids == expected["first"]
+        generate(llm, EVICTOR)
+        output = generate(llm, AGAIN)
+        assert output.outputs[0].token_ids == expected["again"]
+        assert output.num_cached_tokens == len(PREFIX)
+        cpu = tiers(llm)["cpu"].stats()
+        assert cpu.num_hit_blocks == len(PREFIX) // BLOCK_SIZE and cpu.num_loads >= 1
+        assert cpu.load_time_s > 0.0
