@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device-machine call: the gpu test suite, then decode-1 (llama-3.1-8b, dummy bf16) with
 # CUDA graphs and eagerly, with start-up phases. Full logs under $OUT; a short summary last.
-# Usage (from the repo root, .whl carried): bash benchmarks/gpu_check.sh [pytest paths...]
+# Usage (from the repo root, .whl carried): bash benchmarks/device_calls/gpu_check.sh [pytest paths...]
 . benchmarks/gpu_setup.sh || exit 1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
