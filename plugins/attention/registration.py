@@ -42,21 +42,4 @@ def tenon_attention_backends() -> Sequence[AttentionBackendSpec]:
                 supports_sliding_window=True,
             ),
         ),
-        AttentionBackendSpec(
-            name="triton",
-            target="tenon.plugins.attention.triton_paged.backend:TritonPagedAttentionBackend",
-            api_version=API_VERSION,
-            priority=20,
-            description="Triton paged attention: split-KV decode and varlen prefill kernels, "
-            "graph-safe, on CUDA and ROCm",
-            capabilities=AttentionCapabilities(
-                device_types=("cuda", "rocm"),
-                dtypes=("float32", "bfloat16", "float16"),
-                head_sizes=(64, 80, 96, 128, 256),
-                block_sizes=(16, 32, 64, 128),
-                supports_graphs=True,
-                batch_invariant=False,  # the decode split count follows the request count
-                supports_sliding_window=True,
-            ),
-        ),
     ]

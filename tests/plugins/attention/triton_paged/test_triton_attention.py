@@ -20,7 +20,7 @@ import attrs
 import pytest
 import torch
 
-from tenon.plugins.attention import registration
+from tenon.plugins.attention import triton_registration as registration
 from tenon.plugins.attention.reference import ReferenceAttentionBackend
 from tenon.plugins.attention.triton_paged.backend import TritonPagedAttentionBackend
 from tenon.plugins.attention.triton_paged.launch_config import (
@@ -587,7 +587,7 @@ def test_registered_for_gpus_only_and_discovery_stays_light() -> None:
     assert SPEC.capabilities.block_sizes == (16, 32, 64, 128)
     # Discovery imports only the registration module: neither triton nor the kernels.
     script = (
-        "import sys; from tenon.plugins.attention import registration; "
+        "import sys; from tenon.plugins.attention import triton_registration as registration; "
         "registration.tenon_attention_backends(); "
         "print(sorted(name for name in sys.modules if name.split('.')[0] == 'triton' "
         "or 'triton_paged.' in name))"
