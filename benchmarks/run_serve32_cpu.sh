@@ -36,19 +36,8 @@ INPUT_LEN=1024
 OUTPUT_LEN=128
 CONCURRENCY=32
 HEALTH_TIMEOUT_S=600
-PORT=${PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-BASE_URL="http://127.0.0.1:$PORT"
-
-work_dir=$(mktemp -d)
-server_pid=""
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap 'stop_server; rm -rf "$work_dir"' EXIT
+# shellcheck source=benchmarks/serve_lifecycle.sh
+. benchmarks/serve_lifecycle.sh
 
 server_cpu_s() {  # user + system seconds of the server and its children (the engine core)
     local ticks=0 pid
@@ -63,19 +52,7 @@ server_cpu_s() {  # user + system seconds of the server and its children (the en
 load_average() { cut -d' ' -f1 /proc/loadavg; }
 
 # shellcheck disable=SC2086  # ENGINE_FLAGS is a list of flags
-"$TENON" serve --host 127.0.0.1 --port "$PORT" --uvicorn-log-level warning $ENGINE_FLAGS \
-    >"$work_dir/server.log" 2>&1 &
-server_pid=$!
-echo "serve-32: waiting for $BASE_URL/health (log: $work_dir/server.log)"
-deadline_s=$((SECONDS + HEALTH_TIMEOUT_S))
-until curl -sf "$BASE_URL/health" >/dev/null; do
-    if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline_s" ]; then
-        echo "serve-32: the server did not come up; its log:" >&2
-        cat "$work_dir/server.log" >&2
-        exit 1
-    fi
-    sleep 1
-done
+start_server $ENGINE_FLAGS
 
 "$TENON" bench serve --base-url "$BASE_URL" --random-input-len "$INPUT_LEN" \
     --random-output-len 4 --num-prompts 1 --ignore-eos --disable-tqdm >/dev/null

@@ -39,20 +39,10 @@ OUTPUT_LEN=${OUTPUT_LEN:-128}
 ENGINE_FLAGS=${ENGINE_FLAGS:---max-num-seqs 32}
 HEALTH_TIMEOUT_S=${HEALTH_TIMEOUT_S:-600}
 OUTPUT_JSON=${OUTPUT_JSON:-benchmarks/results/serve-32-gpu.json}
-PORT=${PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
-BASE_URL="http://127.0.0.1:$PORT"
 MODEL_FLAGS="--load-format $LOAD_FORMAT --dtype $DTYPE --max-model-len $MAX_MODEL_LEN"
 
-work_dir=$(mktemp -d)
-server_pid=""
-stop_server() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    fi
-}
-trap 'stop_server; rm -rf "$work_dir"' EXIT
+# shellcheck source=benchmarks/serve_lifecycle.sh
+. benchmarks/serve_lifecycle.sh
 
 if [ -z "${TOKENIZER:-}" ]; then
     TOKENIZER="$work_dir/word-tokenizer"
@@ -64,23 +54,8 @@ fi
 
 stage_start_s=$SECONDS
 # shellcheck disable=SC2086  # MODEL_FLAGS and ENGINE_FLAGS are lists of flags
-"$TENON" serve "$MODEL" --host 127.0.0.1 --port "$PORT" --uvicorn-log-level warning --tokenizer "$TOKENIZER" \
-    --served-model-name "$(basename "$MODEL")" $MODEL_FLAGS $ENGINE_FLAGS >"$work_dir/server.log" 2>&1 &
-server_pid=$!
-echo "serve-32: waiting for $BASE_URL/health (log: $work_dir/server.log)"
-healthy() {
-    "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
-        "$BASE_URL/health" 2>/dev/null
-}
-deadline_s=$((SECONDS + HEALTH_TIMEOUT_S))
-until healthy; do
-    if ! kill -0 "$server_pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline_s" ]; then
-        echo "serve-32: the server did not come up; its log:" >&2
-        cat "$work_dir/server.log" >&2
-        exit 1
-    fi
-    sleep 1
-done
+start_server "$MODEL" --tokenizer "$TOKENIZER" --served-model-name "$(basename "$MODEL")" \
+    $MODEL_FLAGS $ENGINE_FLAGS
 server_startup_s=$((SECONDS - stage_start_s))
 
 "$TENON" bench serve --base-url "$BASE_URL" --tokenizer "$TOKENIZER" --random-input-len "$INPUT_LEN" \
