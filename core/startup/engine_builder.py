@@ -20,7 +20,7 @@ from tenon.engine.scheduler import Scheduler
 from tenon.engine_args import DTYPE_ALIASES, EngineArgs
 from tenon.kv_transfer_config import parse_kv_transfer_config
 from tenon.plugin_host import Decision, PluginHost, load_plugins
-from tenon.spec import PluginKind, Requirements
+from tenon.spec import PlatformSpec, PluginKind, Requirements
 from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
 from tenon.startup.kv_transfer_setup import build_kv_transfer, select_kv_connector
@@ -121,8 +121,13 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         )
         host.configure(config)
     with log.phase("platform"):
-        platform_cls = _pick(log, host, PluginKind.PLATFORM, Requirements(), requested=config.plugins.device)
+        platform_cls, platform_decision = host.select(PluginKind.PLATFORM, Requirements(),
+                                                      requested=config.plugins.device)
+        _log_decision(log, platform_decision)
         platform = platform_cls()
+        platform_spec = platform_decision.chosen
+        assert isinstance(platform_spec, PlatformSpec)  # select() raises when nothing fits
+        platform_has_graphs = platform_spec.capabilities.supports_graphs
         device = platform.device(0)
         config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, platform)
         dtype = getattr(torch, config.model.dtype)
@@ -146,7 +151,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
     kv_spec = model.kv_cache_spec()
     block_size = config.cache.block_size
     max_num_tokens = config.scheduler.max_num_batched_tokens
-    graphs_wanted = not config.enforce_eager and platform.create_graph() is not None
+    graphs_wanted = not config.enforce_eager and platform_has_graphs
     with log.phase("attention backend"):
         backend_cls, backend_spec = _pick_attention_backend(
             log, host, config, platform, kv_spec, device.type, needs_graphs=graphs_wanted)
