@@ -1,0 +1,51 @@
+"""Where does the GPU time of an offline batch go? Runs random prompts (ignore_eos) once to warm
+up, then again under the torch profiler, and prints the wall time, the summed device-kernel time
+(how busy the GPU was) and the kernels and host calls that took longest.
+
+    python3 benchmarks/diagnostics/offline_trace.py [num_prompts] [input_len] [output_len]
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from tenon import LLM, SamplingParams
+
+
+def main() -> None:
+    num_prompts = int(sys.argv[1]) if len(sys.argv) > 1 else 256
+    input_len = int(sys.argv[2]) if len(sys.argv) > 2 else 128
+    output_len = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+    llm = LLM("benchmarks/configs/llama-3.1-8b", load_format="dummy", dtype="bfloat16",
+              max_model_len=4096, log_startup=False)
+    rng = random.Random(0)
+    prompts = [{"prompt_token_ids": [rng.randrange(10, 120000) for _ in range(input_len)]}
+               for _ in range(num_prompts)]
+    params = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
+    start = time.perf_counter()
+    llm.generate(prompts, params, use_tqdm=False)
+    plain_s = time.perf_counter() - start
+    print(f"{num_prompts} x {input_len} in / {output_len} out: {plain_s:.3f} s without the "
+          f"profiler ({num_prompts * output_len / plain_s:.0f} output tok/s)")
+    llm.reset_prefix_cache()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as trace:
+        start = time.perf_counter()
+        llm.generate(prompts, params, use_tqdm=False)
+        torch.cuda.synchronize()
+        traced_s = time.perf_counter() - start
+    events = trace.key_averages()
+    device_us = sum(event.self_device_time_total for event in events)
+    print(f"under the profiler: {traced_s:.3f} s wall, kernels {device_us / 1e6:.3f} s "
+          f"(GPU busy {device_us / 1e6 / traced_s:.0%})")
+    print(events.table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
+    print(events.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=70))
+    llm.shutdown()
+
+
+if __name__ == "__main__":
+    main()
