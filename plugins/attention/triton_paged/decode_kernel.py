@@ -54,7 +54,8 @@ def _zero_padding_row(
         tl.store(pointers + dims[None, :], zeros, mask=mask)
 
 
-@triton.jit
+# The counts change every eager step; no recompilation per value class (see the prefill kernel).
+@triton.jit(do_not_specialize=["num_reqs", "num_tokens"])
 def _decode_kernel(
     query_ptr,  # [num_tokens, num_heads, head_size]
     key_ptr,  # [num_tokens, num_kv_heads, head_size]

@@ -91,7 +91,9 @@ def _attend_tiles(
     return accumulator, denominator, max_score
 
 
-@triton.jit
+# num_reqs changes every step: specialising on it (== 1, a multiple of 16, other) would compile
+# the kernel again, about a second each, in the middle of serving.
+@triton.jit(do_not_specialize=["num_reqs"])
 def _prefill_kernel(
     query_ptr,  # [num_tokens, num_heads, head_size]
     kv_ptr,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
