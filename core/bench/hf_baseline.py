@@ -63,8 +63,10 @@ def build_hf_model(config: Any, *, dtype: torch.dtype, device: torch.device) -> 
     """`AutoModelForCausalLM.from_config` with its random init run on `device` (fast on a GPU)."""
     from transformers import AutoModelForCausalLM
 
+    from tenon.plugins.loaders.hf_config import to_transformers_config
+
     with torch.device(device):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model = AutoModelForCausalLM.from_config(to_transformers_config(config), dtype=dtype)
     return model.eval()
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from tenon.plugins.loaders.directory_tokenizer import load_directory_tokenizer
+from tenon.plugins.loaders.hf_config import read_hf_config
 from tenon.plugins.loaders.weight_check import raise_if_unfilled
 from tenon.spec.loader import ModelLoader, ModelSource
 from tenon.spec.model import ModelArchitecture
@@ -31,15 +32,14 @@ INDEX_FILE_NAME = "model.safetensors.index.json"
 
 
 def load_hf_config(config_path: Path) -> Any:
-    """A transformers config from a local config.json (or its directory), with architectures."""
-    from transformers import AutoConfig
-
+    """The config of a local config.json (or its directory), with architectures: an `HFConfig`
+    for the built-in model types (no transformers import), else a transformers config."""
     file_path = config_path if config_path.is_file() else config_path / CONFIG_FILE_NAME
     if not file_path.is_file():
         raise ValueError(
             f"no {CONFIG_FILE_NAME} in {config_path}; pass a model directory that has one"
         )
-    config = AutoConfig.from_pretrained(str(file_path), local_files_only=True)
+    config = read_hf_config(file_path)
     if not getattr(config, "architectures", None):
         raise ValueError(
             f"{file_path} has no 'architectures' list; add the model class "
