@@ -45,6 +45,8 @@ class SchedulerConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     enable_chunked_prefill: bool = True
+    # Schedule step N+1 while step N runs (resolved at start-up from --async-scheduling).
+    async_scheduling: bool = False
 
 
 @attrs.define(kw_only=True)

@@ -65,6 +65,11 @@ class EngineArgs:
     )
     quantization: str | None = attrs.field(default=None, metadata=_help("quantization scheme"))
     enforce_eager: bool = attrs.field(default=False, metadata=_help("never capture device graphs"))
+    async_scheduling: bool | None = attrs.field(
+        default=None,
+        metadata=_help("schedule the next step while the device runs this one (default: on for "
+                       "accelerators without a KV connector, off on the CPU)"),
+    )
     cuda_graph_sizes: list[int] | None = attrs.field(
         default=None,
         metadata=_help("decode batch sizes to capture as device graphs (default: 1 2 4 8, then "
@@ -168,7 +173,7 @@ class EngineArgs:
                 continue
             flag = "--" + field.name.replace("_", "-")
             help_text = field.metadata.get("help", "")
-            if field.type in ("bool", bool):
+            if field.type in ("bool", bool, "bool | None"):
                 parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text)
                 continue
             if str(field.type) == "list[int] | None":

@@ -14,10 +14,21 @@ from tenon.engine.scheduler import Scheduler
 from tenon.engine.scheduler_output import EngineCoreOutput, RunnerOutput, SchedulerOutput
 
 
+class StepHandle(Protocol):
+    """A launched step; `result()` waits for its tokens."""
+
+    @property
+    def resolved(self) -> bool: ...
+
+    def result(self) -> RunnerOutput: ...
+
+
 class Executor(Protocol):
     """Runs a scheduled step on the workers (in process for now)."""
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput: ...
+
+    def launch(self, scheduler_output: SchedulerOutput) -> StepHandle: ...
 
     def shutdown(self) -> None: ...
 
@@ -51,6 +62,8 @@ class EngineCore:
     def __init__(self, scheduler: Scheduler, executor: Executor) -> None:
         self.scheduler = scheduler
         self.executor = executor
+        # Asynchronous scheduling: the launched step whose tokens are not processed yet.
+        self._in_flight: tuple[SchedulerOutput, StepHandle] | None = None
 
     def add_request(self, request: Request) -> None:
         self.scheduler.add_request(request)
@@ -65,14 +78,32 @@ class EngineCore:
             scheduler.has_unfinished_requests()
             or scheduler.has_finished_requests()
             or scheduler.has_pending_kv_transfers()
+            or self._in_flight is not None
         )
 
     def step(self) -> list[EngineCoreOutput]:
+        """One engine step. With asynchronous scheduling: schedule and launch step N, then
+        process step N-1's tokens while N runs on the device; returns N-1's outputs."""
+        if self.scheduler.async_scheduling:
+            return self._step_async()
         scheduler_output = self.scheduler.schedule()
         runner_output = self.executor.execute(scheduler_output)
         outputs = self.scheduler.update_from_output(scheduler_output, runner_output)
         if self.scheduler.has_pending_kv_transfers() and not self.scheduler.has_unfinished_requests():
             finish_pending_transfers(self.scheduler, self.executor)  # idle: store before waiting
+        return outputs
+
+    def _step_async(self) -> list[EngineCoreOutput]:
+        scheduler_output = self.scheduler.schedule()
+        launched = self.executor.launch(scheduler_output)
+        outputs: list[EngineCoreOutput] = []
+        previous, self._in_flight = self._in_flight, None
+        if previous is not None:
+            outputs = self.scheduler.update_from_output(previous[0], previous[1].result())
+        if scheduler_output.total_num_scheduled_tokens:
+            self._in_flight = (scheduler_output, launched)
+        else:  # nothing ran: finish its bookkeeping now rather than keep the engine busy
+            outputs += self.scheduler.update_from_output(scheduler_output, launched.result())
         return outputs
 
     def stats(self) -> EngineStats:

@@ -109,7 +109,7 @@ class KVCacheManager:
             # The common decode case, once per running request per step: the held blocks
             # already have room and no block fills up, so there is nothing to do.
             num_required_tokens = request.num_computed_tokens + num_new_tokens
-            assert num_required_tokens <= request.num_tokens
+            assert num_required_tokens <= request.num_tokens_with_placeholders
             if num_required_tokens <= len(request_blocks) * self.block_size and (
                 not self.enable_caching
                 or num_required_tokens // self.block_size <= self._num_cached_blocks[request_id]
@@ -121,7 +121,7 @@ class KVCacheManager:
             request.num_computed_tokens + len(new_computed_blocks) * self.block_size
         )
         num_required_tokens = num_computed_tokens + num_new_tokens
-        assert num_required_tokens <= request.num_tokens
+        assert num_required_tokens <= request.num_tokens_with_placeholders
         num_held_blocks = 0 if request_blocks is None else len(request_blocks)
         num_required_blocks = -(-num_required_tokens // self.block_size)
         num_new_blocks = max(num_required_blocks - num_held_blocks - len(new_computed_blocks), 0)
@@ -146,7 +146,8 @@ class KVCacheManager:
         request_blocks.extend(fresh_blocks)
 
         if self.enable_caching and cache_blocks:
-            self._cache_full_blocks(request, request_blocks, num_required_tokens)
+            # Only blocks of known tokens: a placeholder (asynchronous scheduling) has no hash yet.
+            self._cache_full_blocks(request, request_blocks, min(num_required_tokens, request.num_tokens))
         return NewBlocks(
             block_ids=tuple(block.block_id for block in (*new_computed_blocks, *fresh_blocks))
         )

@@ -59,6 +59,10 @@ class Request:
     `all_token_ids` past it are still to be fed to the model (the rest of a prompt, or the
     last sampled token). `block_hashes` holds one hash per *full* block of `all_token_ids`,
     extended by the KV cache manager as blocks fill.
+
+    With asynchronous scheduling a step is scheduled before the previous step's tokens reach
+    the host: `num_output_placeholders` counts tokens sampled on the device but not yet
+    appended, and `num_computed_tokens` already includes the tokens of steps in flight.
     """
 
     def __init__(
@@ -84,10 +88,16 @@ class Request:
         # The stop token id that ended the request (None for EOS, length and abort).
         self.stop_reason: int | str | None = None
         self.block_hashes: list[bytes] = []
+        self.num_output_placeholders = 0
 
     @property
     def num_tokens(self) -> int:
         return len(self.all_token_ids)
+
+    @property
+    def num_tokens_with_placeholders(self) -> int:
+        """Tokens known on the host plus those sampled on the device and still on their way."""
+        return len(self.all_token_ids) + self.num_output_placeholders
 
     @property
     def num_prompt_tokens(self) -> int:

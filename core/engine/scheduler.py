@@ -11,6 +11,14 @@ vLLM v1's FCFS:
 2. Waiting requests, in order, while budget and sequence slots remain and nothing was
    preempted this step: prefix-cache lookup, then as many prompt tokens as the budget allows.
    The first request that does not fit stops admission (no overtaking).
+
+Asynchronous scheduling (`async_scheduling=True`, vLLM's `--async-scheduling`): the engine
+schedules step N+1 while step N runs on the device, before N's tokens are known. Scheduling then
+advances `num_computed_tokens` itself and counts each token a step will sample as a placeholder;
+`update_from_output` replaces placeholders with the tokens and runs the stop checks one step
+late, so a request that stopped at step N has also been scheduled in N+1; that token is dropped.
+Blocks filled only by known tokens enter the prefix cache; a block is never hashed while it
+holds a placeholder.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ class Scheduler:
         enable_chunked_prefill: bool = True,
         long_prefill_token_threshold: int | None = None,
         kv_transfer: KVTransferScheduler | None = None,
+        async_scheduling: bool = False,
     ) -> None:
         for name, value in (
             ("--max-num-seqs", max_num_seqs),
@@ -69,6 +78,10 @@ class Scheduler:
         self.max_model_len = max_model_len
         self.enable_chunked_prefill = enable_chunked_prefill
         self.long_prefill_token_threshold = long_prefill_token_threshold
+        if async_scheduling and kv_transfer is not None:
+            raise ValueError("asynchronous scheduling does not work with a KV connector yet; "
+                             "drop --async-scheduling or the KV connector")
+        self.async_scheduling = async_scheduling
         # The KV connector's glue (tenon.engine.kv_transfer); None without a connector.
         self.kv_transfer = kv_transfer
         # Requests sent back to waiting after a failed KV load; the workers drop their state.
@@ -134,6 +147,9 @@ class Scheduler:
         request_index = 0
         while request_index < len(self.running) and token_budget > 0:
             request = self.running[request_index]
+            if request.num_output_placeholders and not self._may_need_more_tokens(request):
+                request_index += 1  # its pending token is its last: nothing to run ahead
+                continue
             num_new_tokens = self._num_tokens_to_schedule(
                 request, request.num_computed_tokens, token_budget
             )
@@ -155,6 +171,7 @@ class Scheduler:
                     num_computed_tokens=request.num_computed_tokens,
                 )
             )
+            self._advance_if_async(request, num_new_tokens)
             num_scheduled_tokens[request.request_id] = num_new_tokens
             token_budget -= num_new_tokens
             request_index += 1
@@ -168,6 +185,8 @@ class Scheduler:
         ):
             request = self.waiting[0]
             assert request.num_computed_tokens == 0
+            if request.num_output_placeholders:
+                break  # preempted while its last token was in flight: readmit once it lands
             computed_blocks, num_computed_tokens = self.kv_cache_manager.get_computed_blocks(
                 request
             )
@@ -207,6 +226,7 @@ class Scheduler:
                     output_token_ids=list(request.output_token_ids),
                 )
             )
+            self._advance_if_async(request, num_new_tokens)
             num_scheduled_tokens[request.request_id] = num_new_tokens
             token_budget -= num_new_tokens
 
@@ -244,16 +264,23 @@ class Scheduler:
             request = self.requests.get(request_id)
             if request is None or request_id in recomputed:
                 continue  # aborted after it was scheduled, or computed from a failed load
-            request.num_computed_tokens += num_tokens
-            assert request.num_computed_tokens <= request.num_tokens
             index = index_of.get(request_id)
             sampled_token_ids = [] if index is None else runner_output.sampled_token_ids[index]
-            assert sampled_token_ids or request.num_computed_tokens < request.num_tokens, (
-                f"the runner sampled nothing for {request_id}, which reached its last token"
-            )
+            if self.async_scheduling:
+                # num_computed_tokens moved at scheduling; each sampled token fills a placeholder
+                assert request.num_output_placeholders >= len(sampled_token_ids)
+                request.num_output_placeholders -= len(sampled_token_ids)
+            else:
+                request.num_computed_tokens += num_tokens
+                assert request.num_computed_tokens <= request.num_tokens
+                assert sampled_token_ids or request.num_computed_tokens < request.num_tokens, (
+                    f"the runner sampled nothing for {request_id}, which reached its last token"
+                )
+                assert not sampled_token_ids or request.num_computed_tokens == request.num_tokens, (
+                    "sampled mid-prefill"
+                )
             new_token_ids = []
             if sampled_token_ids:
-                assert request.num_computed_tokens == request.num_tokens, "sampled mid-prefill"
                 for token_id in sampled_token_ids:
                     request.append_output_token_ids(token_id)
                     new_token_ids.append(token_id)
@@ -266,6 +293,8 @@ class Scheduler:
                 del self.requests[request_id]
                 self._free_finished(request)
                 self._finished_request_ids.add(request_id)
+                if request in self.waiting:  # preempted while its last token was in flight
+                    self.waiting.remove(request)
             if new_token_ids or request.is_finished or prompt_logprobs is not None:
                 outputs.append(
                     EngineCoreOutput(
@@ -282,10 +311,28 @@ class Scheduler:
             self.running = [request for request in self.running if not request.is_finished]
         return outputs
 
+    def _advance_if_async(self, request: Request, num_new_tokens: int) -> None:
+        """Asynchronous scheduling: count this step's tokens as computed now, and the token it
+        samples (when the chunk reaches the end) as a placeholder."""
+        if not self.async_scheduling:
+            return
+        request.num_computed_tokens += num_new_tokens
+        if request.num_computed_tokens == request.num_tokens_with_placeholders:
+            request.num_output_placeholders += 1
+
+    def _may_need_more_tokens(self, request: Request) -> bool:
+        """Whether a request whose last tokens are still in flight can go on after them: not
+        when they reach max_tokens or max_model_len (it will stop for sure)."""
+        max_tokens = request.sampling_params.max_tokens
+        num_output_tokens = request.num_output_tokens + request.num_output_placeholders
+        if max_tokens is not None and num_output_tokens >= max_tokens:
+            return False
+        return request.num_tokens_with_placeholders < self.max_model_len
+
     def _num_tokens_to_schedule(
         self, request: Request, num_computed_tokens: int, token_budget: int
     ) -> int:
-        num_new_tokens = request.num_tokens - num_computed_tokens
+        num_new_tokens = request.num_tokens_with_placeholders - num_computed_tokens
         threshold = self.long_prefill_token_threshold
         if threshold is not None:
             num_new_tokens = min(num_new_tokens, threshold)

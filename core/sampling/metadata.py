@@ -30,6 +30,14 @@ class SamplingRow:
     prompt_token_ids: Sequence[int]
     output_token_ids: Sequence[int]
     eos_token_id: int | None = None
+    # Tokens sampled before this step that are still only on the device (asynchronous
+    # scheduling): they count for min_tokens and seeding, not for penalties (rows with
+    # penalties wait for them).
+    num_pending_output_tokens: int = attrs.field(default=0, kw_only=True)
+
+    @property
+    def num_output_tokens(self) -> int:
+        return len(self.output_token_ids) + self.num_pending_output_tokens
 
 
 @attrs.frozen
@@ -122,7 +130,7 @@ def build_sampling_metadata(
         repetitions.append(params.repetition_penalty)
         if params.logprobs is not None:
             max_num_logprobs = max(max_num_logprobs or 0, params.logprobs)
-        if len(row.output_token_ids) < params.min_tokens:
+        if row.num_output_tokens < params.min_tokens:
             banned = tuple(params.stop_token_ids) + (
                 () if row.eos_token_id is None or params.ignore_eos else (row.eos_token_id,))
             if banned:
@@ -140,7 +148,7 @@ def build_sampling_metadata(
         min_ps.append(params.min_p)
         if params.seed is not None:
             generators[row_index] = make_step_generator(
-                params.seed, len(row.output_token_ids), device
+                params.seed, row.num_output_tokens, device
             )
 
     needs_repetition = any(repetition != 1.0 for repetition in repetitions)

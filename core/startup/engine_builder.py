@@ -223,6 +223,10 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             enable_caching=config.cache.enable_prefix_caching,
             hash_extra_keys=f"{config.model.model}|{config.model.dtype}|{block_size}".encode(),
         )
+        config.scheduler.async_scheduling = _resolve_async_scheduling(
+            args.async_scheduling, device_type=device.type, has_connector=connector_classes is not None)
+        if config.scheduler.async_scheduling:
+            log.note("asynchronous scheduling: the next step is scheduled while the device runs")
         kv_transfer = None
         if connector_classes is not None:
             kv_transfer, worker.kv_transfer = build_kv_transfer(
@@ -231,6 +235,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
             kv_manager, max_num_seqs=config.scheduler.max_num_seqs,
             max_num_batched_tokens=max_num_tokens, max_model_len=max_model_len,
             enable_chunked_prefill=config.scheduler.enable_chunked_prefill, kv_transfer=kv_transfer,
+            async_scheduling=config.scheduler.async_scheduling,
         )
     if use_graphs:
         with log.phase("graphs"):
@@ -250,6 +255,17 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
                   startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def _resolve_async_scheduling(requested: bool | None, *, device_type: str, has_connector: bool) -> bool:
+    """On by default where a device runs beside the host; a CPU engine gains nothing from it."""
+    if requested and has_connector:
+        raise ValueError("--async-scheduling does not work with a KV connector yet; drop "
+                         "--async-scheduling or the KV connector (--kv-transfer-config, "
+                         "--kv-offloading-size)")
+    if requested is None:
+        return device_type != "cpu" and not has_connector
+    return requested
 
 
 def _pick_attention_backend(

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from tenon.spec.attention import AttentionMetadata
+from tenon.worker.launched_step import PendingTokens
 from tenon.worker.request_state import RequestState
 
 
@@ -61,6 +62,9 @@ class InputBuffers:
             "block_table": host((max_num_reqs, max_blocks_per_req), torch.int32),
             "slot_mapping": host((max_num_tokens,), torch.int64),
             "logits_indices": host((max_num_reqs,), torch.int64),
+            # rows of input_ids filled on the device from a step in flight, and where from
+            "pending_rows": host((max_num_reqs,), torch.int64),
+            "pending_sources": host((max_num_reqs,), torch.int64),
         }
         self._np = {name: tensor.numpy() for name, tensor in self._host.items()}
         same_device = device.type == "cpu"
@@ -74,6 +78,9 @@ class InputBuffers:
         # A resumed request gets a new state object, so its row is rewritten in full.
         self._row_states: list[RequestState | None] = [None] * max_num_reqs
         self._row_num_blocks = [0] * max_num_reqs
+        # Recorded after each step's uploads: the next fill rewrites the pinned sources only
+        # once the device has read them (a step can be queued behind one still running).
+        self._uploaded: torch.Event | None = None
 
     def _write_table_row(self, index: int, state: RequestState | None) -> None:
         """Row `index` of the block table = `state`'s blocks, then zeros (the null block)."""
@@ -103,14 +110,22 @@ class InputBuffers:
         states: Sequence[RequestState],
         num_scheduled_tokens: Sequence[int],
         pad_to_reqs: int | None = None,
+        pending: PendingTokens | None = None,
     ) -> StepInputs:
         """Lay out this step's tokens request after request and build the metadata.
 
         `pad_to_reqs` (decode-only steps replayed from a captured graph): append padding
         requests of one token each up to that many, so the tensors have the captured shapes.
         A padding request has sequence length 0 and an all-null block table, and its token
-        writes to slot 0 of the null block; `num_actual_tokens` counts only real tokens."""
+        writes to slot 0 of the null block; `num_actual_tokens` counts only real tokens.
+
+        `pending`: tokens of the step in flight; a request whose next input is one of them gets
+        it copied on the device (its host token list does not have it yet)."""
+        if self._uploaded is not None:
+            self._uploaded.synchronize()
         arrays = self._np
+        pending_rows: list[int] = []
+        pending_sources: list[int] = []
         block_size = self.block_size
         num_reqs = len(states)
         row = 0
@@ -131,8 +146,15 @@ class InputBuffers:
             block_ids = state.block_ids
             if count == 1:  # a decode (or a one-token chunk): plain Python, no arrays
                 prompt_len = len(state.prompt_token_ids)
-                input_ids[row] = (state.prompt_token_ids[start] if start < prompt_len
-                                  else state.output_token_ids[start - prompt_len])
+                if start < prompt_len:
+                    input_ids[row] = state.prompt_token_ids[start]
+                elif start - prompt_len < len(state.output_token_ids):
+                    input_ids[row] = state.output_token_ids[start - prompt_len]
+                else:  # sampled by the step in flight: copied on the device below
+                    assert pending is not None, f"token {start} of {state.request_id} is unknown"
+                    input_ids[row] = 0
+                    pending_rows.append(row)
+                    pending_sources.append(pending.rows[state.request_id])
                 positions_array[row] = start
                 slot_mapping[row] = block_ids[start // block_size] * block_size + start % block_size
             else:
@@ -182,8 +204,23 @@ class InputBuffers:
             num_reqs=num_reqs,
             num_actual_tokens=num_actual_tokens,
         )
+        input_ids_device = self._upload("input_ids", row)
+        if pending_rows:
+            assert pending is not None
+            count = len(pending_rows)
+            arrays["pending_rows"][:count] = pending_rows
+            arrays["pending_sources"][:count] = pending_sources
+            # input_ids[pending_rows] = sampled[pending_sources], in stream order after the copy
+            sources = self._upload("pending_sources", count)
+            input_ids_device.index_copy_(
+                0, self._upload("pending_rows", count),
+                pending.sampled_token_ids.index_select(0, sources).to(input_ids_device.dtype),
+            )
+        if not self._same_device:
+            self._uploaded = torch.Event(device=self.device)
+            self._uploaded.record()
         return StepInputs(
-            input_ids=self._upload("input_ids", row),
+            input_ids=input_ids_device,
             positions=self._upload("positions", row),
             metadata=metadata,
             logits_indices=self._upload("logits_indices", len(sampling_ids)),

@@ -4,7 +4,9 @@
         (a diff)                         (host -> device once)        │              │
                                                                      prompt logprobs  sampler
                                                                                       │
-    RunnerOutput <──────────── tokens to the host (the one synchronisation) ──────────┘
+    LaunchedStep.result() -> RunnerOutput <── tokens to the host (the one synchronisation) ┘
+
+`launch` returns once the step is queued; `execute` also waits for its result.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tenon.sampling.sampler import Sampler
 from tenon.spec.attention import AttentionBackend, AttentionMetadata, ForwardContext
 from tenon.worker.decode_graphs import DecodeGraphs
 from tenon.worker.input_buffers import InputBuffers, StepInputs
+from tenon.worker.launched_step import LaunchedStep, PendingTokens
 from tenon.worker.request_state import RequestState
 
 
@@ -51,6 +54,8 @@ class ModelRunner:
         self.graphs: DecodeGraphs | None = None
         # The last step's attention metadata, for the KV connector's save_layer calls.
         self.last_attention_metadata: AttentionMetadata | None = None
+        # Launched steps whose tokens are not on the host yet, oldest first (at most two).
+        self._in_flight: list[LaunchedStep] = []
 
     def capture_graphs(self, platform: Any, sizes: Sequence[int]) -> float:
         """Capture the decode forward for each batch size; returns the seconds it took."""
@@ -62,22 +67,34 @@ class ModelRunner:
         return self.graphs.capture_s
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        """Run one step and wait for its tokens."""
+        return self.launch(scheduler_output).result()
+
+    def launch(self, scheduler_output: SchedulerOutput) -> LaunchedStep:
+        """Queue one step on the device and return before its tokens reach the host.
+
+        A request whose previous token is still in flight (asynchronous scheduling) takes it
+        from the device. Rows with penalties need every earlier token on the host, so the step
+        in flight is waited for first when one of them runs."""
         self._update_states(scheduler_output)
         if scheduler_output.total_num_scheduled_tokens == 0:
-            return RunnerOutput(request_ids=[], sampled_token_ids=[])
+            return LaunchedStep.done(RunnerOutput(request_ids=[], sampled_token_ids=[]))
         request_ids = [new.request_id for new in scheduler_output.scheduled_new_requests] + [
             cached.request_id for cached in scheduler_output.scheduled_cached_requests
         ]
         states = [self.states[request_id] for request_id in request_ids]
         counts = [scheduler_output.num_scheduled_tokens[request_id] for request_id in request_ids]
+        pending = self._pending_tokens(states)
         graph_size = self._graph_size(counts)
-        inputs = self.buffers.fill(states, counts, pad_to_reqs=graph_size)
+        inputs = self.buffers.fill(states, counts, pad_to_reqs=graph_size, pending=pending)
         self.last_attention_metadata = inputs.metadata
 
         rows = [self.states[request_id] for request_id in inputs.sampling_request_ids]
+        pending_rows = pending.rows if pending is not None else {}
         # Built before the forward is queued, so its host-to-device copies never wait for it.
         sampling_metadata = build_sampling_metadata(
-            [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids, self.eos_token_id)
+            [SamplingRow(s.sampling_params, s.prompt_token_ids, s.output_token_ids, self.eos_token_id,
+                         num_pending_output_tokens=int(s.request_id in pending_rows))
              for s in rows],
             vocab_size=self.vocab_size,
             device=self.device,
@@ -99,38 +116,52 @@ class ModelRunner:
             hidden = self.model.forward(inputs.input_ids, inputs.positions, context)
         prompt_logprobs = self._prompt_logprobs(states, inputs, hidden)
 
-        sampled: dict[str, list[int]] = {}
-        logprobs: dict[str, Any] = {}
+        sampler_output = None
+        sampled_host = None
+        copied = None
         if sampling_metadata is not None:
             # logits: float32 [num_sampling_reqs, vocab_size]
             logits = self.model.compute_logits(hidden[inputs.logits_indices])
-            output = self.sampler(logits, sampling_metadata)
-            token_ids = output.sampled_token_ids.tolist()  # the step's one synchronisation
-            for index, (state, token_id) in enumerate(zip(rows, token_ids, strict=True)):
-                state.output_token_ids.append(token_id)
-                sampled[state.request_id] = [token_id]
-                wanted = state.sampling_params.logprobs
-                if wanted is not None and output.logprobs is not None:
-                    assert output.logprob_token_ids is not None and output.sampled_token_ranks is not None
-                    logprobs[state.request_id] = [
-                        (
-                            output.logprob_token_ids[index, : wanted + 1].tolist(),
-                            output.logprobs[index, : wanted + 1].tolist(),
-                            int(output.sampled_token_ranks[index]),
-                        )
-                    ]
+            sampler_output = self.sampler(logits, sampling_metadata)
+            sampled_host, copied = self._copy_to_host(sampler_output.sampled_token_ids)
         for state, count in zip(states, counts, strict=True):
             state.num_computed_tokens += count
-        return RunnerOutput(
-            request_ids=request_ids,
-            sampled_token_ids=[sampled.get(request_id, []) for request_id in request_ids],
-            logprobs=[logprobs.get(request_id) for request_id in request_ids] if logprobs else None,
-            prompt_logprobs=(
-                [prompt_logprobs.get(request_id) for request_id in request_ids]
-                if prompt_logprobs
-                else None
-            ),
+        step = LaunchedStep(
+            request_ids=request_ids, sampling_states=rows, sampler_output=sampler_output,
+            sampled_host=sampled_host, copied=copied, prompt_logprobs=prompt_logprobs,
+            on_resolved=self._forget,
         )
+        if sampler_output is not None:
+            self._in_flight.append(step)
+        return step
+
+    def _pending_tokens(self, states: list[RequestState]) -> PendingTokens | None:
+        """The last launched step's tokens, if still on the device and none of this step's
+        rows needs them on the host. Older launched steps are resolved first: only one step's
+        tokens are ever taken from the device."""
+        while len(self._in_flight) > 1:
+            self._in_flight[0].result()
+        if not self._in_flight:
+            return None
+        if any(_needs_token_history(state.sampling_params) for state in states):
+            self._in_flight[0].result()
+            return None
+        return self._in_flight[0].pending_tokens()
+
+    def _forget(self, step: LaunchedStep) -> None:
+        if step in self._in_flight:
+            self._in_flight.remove(step)
+
+    def _copy_to_host(self, sampled: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """A non-blocking copy of the sampled tokens into pinned memory and an event after it;
+        on the CPU the tensor itself and no event."""
+        if self.device.type == "cpu":
+            return sampled, None
+        host = torch.empty(sampled.shape, dtype=sampled.dtype, pin_memory=True)
+        host.copy_(sampled, non_blocking=True)
+        copied = torch.Event(device=self.device)
+        copied.record()
+        return host, copied
 
     def _graph_size(self, counts: Sequence[int]) -> int | None:
         """The captured batch size this step replays, or None to run eagerly."""
@@ -189,3 +220,12 @@ class ModelRunner:
                 finished[state.request_id] = [None, *state.prompt_logprobs_parts]
                 state.prompt_logprobs_parts = []
         return finished
+
+
+def _needs_token_history(params: Any) -> bool:
+    """Whether sampling a row reads its earlier tokens' ids (the penalties)."""
+    return (
+        params.presence_penalty != 0.0
+        or params.frequency_penalty != 0.0
+        or params.repetition_penalty != 1.0
+    )

@@ -8,6 +8,7 @@ import torch
 
 from tenon.engine.scheduler_output import RunnerOutput, SchedulerOutput
 from tenon.worker.kv_transfer import KVTransferWorker
+from tenon.worker.launched_step import LaunchedStep
 from tenon.worker.model_runner import ModelRunner
 
 
@@ -26,10 +27,15 @@ class Worker:
         self.kv_transfer = kv_transfer  # the KV connector's worker side; None without one
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:
+        return self.launch(scheduler_output).result()
+
+    def launch(self, scheduler_output: SchedulerOutput) -> LaunchedStep:
+        """Queue the step; its `result()` waits for the tokens. With a KV connector the step
+        runs to the end here (the connector's loads and saves wrap it)."""
         with torch.inference_mode():
             if self.kv_transfer is not None:
-                return self.kv_transfer.execute(self.runner, scheduler_output)
-            return self.runner.execute(scheduler_output)
+                return LaunchedStep.done(self.kv_transfer.execute(self.runner, scheduler_output))
+            return self.runner.launch(scheduler_output)
 
     def shutdown(self) -> None:
         """Finish the KV connector's queued writes (a disk tier's), then drop device memory so
