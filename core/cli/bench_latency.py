@@ -99,6 +99,9 @@ def run_startup_command(args: argparse.Namespace) -> int:
         print(f"start {index + 1} ({'cold' if index == 0 else 'warm'}): {timing.wall_s:.2f} s to ready; "
               f"weights {timing.weights_s:.2f} s, other phases {timing.other_phases_s:.2f} s, "
               f"outside phases {timing.outside_phases_s:.2f} s [{phases}]")
+        if timing.process_to_ready_s is not None:
+            print(f"  from process creation (interpreter and imports included): "
+                  f"{timing.process_to_ready_s:.2f} s to ready")
     from tenon.default_model import DEFAULT_MODEL_NAME
 
     record = result_record(

@@ -15,7 +15,8 @@ LATENCY_KEYS = {"input_len", "output_len", "batch_size", "num_iters_warmup", "nu
                 "stream_output_tokens_per_s", "output_tokens_per_s", "decode_tokens_per_s", "latencies_s",
                 "first_token_latencies_s"} | {
     f"{statistic}_{name}_ms" for name in ("latency", "ttft") for statistic in ("mean", "median", "p90", "p99")}
-STARTUP_KEYS = {"wall_s", "phases_s", "weights_s", "other_phases_s", "outside_phases_s"}
+STARTUP_KEYS = {"wall_s", "phases_s", "weights_s", "other_phases_s", "outside_phases_s",
+                "process_to_ready_s"}
 # The tiny llama (hidden 64, FFN 128, 2 layers, 4 heads of 16, 2 KV heads, vocab 320, untied):
 # per layer 64 * (64 + 2 * 32) + 64 * 64 + 3 * 64 * 128 + 2 * 64 = 36,992 parameters.
 TINY_DECODE_PARAMS = 2 * 36_992 + 64 + 320 * 64 + 64
@@ -75,6 +76,10 @@ def test_startup_records_cold_and_warm_starts(tiny_dummy_model_dir: Path, tmp_pa
         assert {"plugins", "config", "model", "kv cache", "runner"} <= set(start["phases_s"])
         assert start["other_phases_s"] == pytest.approx(sum(start["phases_s"].values()) - start["weights_s"])
         assert start["outside_phases_s"] >= 0.0
+    # only the first start in a process is timed from the process's creation (the pytest
+    # process here, so it is long past)
+    assert starts[0]["process_to_ready_s"] > starts[0]["wall_s"]
+    assert starts[1]["process_to_ready_s"] is None
 
 
 def test_decode1_report_fills_baseline_and_limit(tiny_dummy_model_dir: Path, tmp_path: Path,
