@@ -21,7 +21,8 @@ loop stops before it, and split 0 starts its online softmax from `key`/`value` r
 seq_len (and so every range) is read on the device inside the kernel, so the launch shape
 depends only on the request count, and a split past the end of a short sequence does nothing.
 With one split the program writes the output row; with several, the last split to finish
-merges them (`split_merge`). Padding requests (seq_len 0) get zeros, and so do rows past
+merges them (`split_merge`); a sequence uses only cdiv(its keys, MIN_SPLIT_KEYS) of the
+splits, the others exit at once. Padding requests (seq_len 0) get zeros, and so do rows past
 query_start_loc[num_reqs] (rows of no request), so every element of the output is written.
 """
 
@@ -32,6 +33,7 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.attention.triton_paged.launch_config import (
+    MIN_KEYS_PER_SPLIT,
     DecodeTiles,
     merge_splits_per_load,
     next_power_of_2,
@@ -95,6 +97,7 @@ def _decode_kernel(
     BLOCK_N: tl.constexpr,
     USE_WINDOW: tl.constexpr,
     SPLIT: tl.constexpr,  # several splits: publish partials, the last split merges
+    MIN_SPLIT_KEYS: tl.constexpr,  # a sequence uses at most cdiv(its keys, this) of the splits
     SPLIT_ROWS: tl.constexpr,  # num_splits padded to a power of two
     MERGE_SPLITS: tl.constexpr,  # splits the merge loads at once
     SOFT_CAP: tl.constexpr,
@@ -136,7 +139,15 @@ def _decode_kernel(
     if USE_WINDOW:
         key_lo = tl.maximum(seq_len - sliding_window, 0)
     range_start = (key_lo // BLOCK_N) * BLOCK_N
-    chunk = tl.cdiv(tl.cdiv(seq_len - range_start, num_splits), BLOCK_N) * BLOCK_N
+    # A short sequence uses fewer splits than the launch has: the rest exit here, and a lone
+    # split writes its output without the merge (decode-1 at a few hundred keys: one to three
+    # splits instead of thirty-odd publishing and merging mostly empty partials).
+    active_splits = tl.minimum(
+        num_splits, tl.maximum(tl.cdiv(seq_len - range_start, MIN_SPLIT_KEYS), 1)
+    )
+    if split >= active_splits:
+        return
+    chunk = tl.cdiv(tl.cdiv(seq_len - range_start, active_splits), BLOCK_N) * BLOCK_N
     split_start = range_start + split * chunk
     split_end = tl.minimum(split_start + chunk, seq_len - 1)  # the newest key: from `key`
 
@@ -197,15 +208,20 @@ def _decode_kernel(
 
     empty = denominator == 0.0  # a padding request, or a split past the end of the sequence
     output = accumulator / tl.where(empty, 1.0, denominator)[:, None]
+    pointers = output_ptr + row * output_stride_token + heads[:, None] * output_stride_head
     if SPLIT:
-        lse = tl.where(empty, float("-inf"), max_score + tl.log2(tl.where(empty, 1.0, denominator)))
-        publish_split(
-            output_ptr, partial_ptr, lse_ptr, arrival_ptr, output, lse, row, request, kv_head,
-            num_kv_heads, split, num_splits, output_stride_token, output_stride_head,
-            GROUP_SIZE, GROUP_ROWS, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
-        )  # fmt: skip
+        if active_splits > 1:
+            lse = tl.where(
+                empty, float("-inf"), max_score + tl.log2(tl.where(empty, 1.0, denominator))
+            )
+            publish_split(
+                output_ptr, partial_ptr, lse_ptr, arrival_ptr, output, lse, row, request, kv_head,
+                num_kv_heads, split, active_splits, output_stride_token, output_stride_head,
+                GROUP_SIZE, GROUP_ROWS, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
+            )  # fmt: skip
+        else:
+            tl.store(pointers + dims[None, :], output.to(output_ptr.dtype.element_ty), mask=query_mask)
     else:
-        pointers = output_ptr + row * output_stride_token + heads[:, None] * output_stride_head
         tl.store(pointers + dims[None, :], output.to(output_ptr.dtype.element_ty), mask=query_mask)
 
 
@@ -255,6 +271,7 @@ def decode_attention(
         BLOCK_N=tiles.block_n,
         USE_WINDOW=sliding_window is not None,
         SPLIT=num_splits > 1,
+        MIN_SPLIT_KEYS=MIN_KEYS_PER_SPLIT,
         SPLIT_ROWS=next_power_of_2(num_splits),
         MERGE_SPLITS=merge_splits_per_load(num_splits, tiles.head_rows),
         SOFT_CAP=soft_cap is not None,

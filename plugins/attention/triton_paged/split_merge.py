@@ -3,7 +3,9 @@
 
 Every split program of (request r, KV head g) writes its normalised partial output and its
 log-sum-exp (base 2) for the group's query heads to scratch, then counts itself in with an
-atomic add on the arrival counter of (r, g). The program that reads S - 1 back arrives last:
+atomic add on the arrival counter of (r, g). S is the number of splits the request uses (the
+decode kernel's `active_splits`, at most the launch's); its scratch rows are laid out with that
+stride. The program that reads S - 1 back arrives last:
 every other split's partial is visible to it, so it merges them all, writes the output rows and
 puts the counter back to 0 for the next launch (graph replays included). Scratch layout:
 

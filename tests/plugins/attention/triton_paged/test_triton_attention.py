@@ -68,12 +68,13 @@ class TestTritonOnCuda(AttentionBackendConformance):
 def test_decode_with_splits_matches_reference(
     device: str, dtype: str, heads: tuple[int, int], num_splits: int
 ) -> None:
-    # Lengths off the block size, one past a tile of 64, and one shorter than the splits.
+    # Lengths off the block size, one past a tile of 64, one shorter than the splits, and one
+    # long enough (700 keys, 128 a split) to use all five splits of the launch.
     num_heads, num_kv_heads = heads
     compare(
         make_layer(num_heads=num_heads, num_kv_heads=num_kv_heads, head_size=64),
-        query_lens=[1, 1, 1, 1],
-        seq_lens=[1, 37, 203, 130],
+        query_lens=[1, 1, 1, 1, 1],
+        seq_lens=[1, 37, 203, 130, 700],
         device=device,
         dtype=dtype,
         num_splits=num_splits,
