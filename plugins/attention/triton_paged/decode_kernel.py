@@ -216,7 +216,8 @@ def _decode_kernel(
             )
             publish_split(
                 output_ptr, partial_ptr, lse_ptr, arrival_ptr, output, lse, row, request, kv_head,
-                num_kv_heads, split, active_splits, output_stride_token, output_stride_head,
+                num_kv_heads, split, num_splits, active_splits, output_stride_token,
+                output_stride_head,
                 GROUP_SIZE, GROUP_ROWS, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
             )  # fmt: skip
         else:

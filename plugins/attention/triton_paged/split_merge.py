@@ -4,8 +4,9 @@
 Every split program of (request r, KV head g) writes its normalised partial output and its
 log-sum-exp (base 2) for the group's query heads to scratch, then counts itself in with an
 atomic add on the arrival counter of (r, g). S is the number of splits the request uses (the
-decode kernel's `active_splits`, at most the launch's); its scratch rows are laid out with that
-stride. The program that reads S - 1 back arrives last:
+decode kernel's `active_splits`, at most the launch's num_splits, which stays the scratch
+stride so requests with different S never share rows). The program that reads S - 1 back
+arrives last:
 every other split's partial is visible to it, so it merges them all, writes the output rows and
 puts the counter back to 0 for the next launch (graph replays included). Scratch layout:
 
@@ -35,17 +36,18 @@ MAX_UNROLLED_HEADS: tl.constexpr = tl.constexpr(8)
 
 @triton.jit
 def _merge_head(
-    output_ptr, partial_ptr, lse_ptr, row, head, head_index, num_splits, output_stride_token,
-    output_stride_head, HEAD_SIZE: tl.constexpr, HEAD_ROWS: tl.constexpr,
+    output_ptr, partial_ptr, lse_ptr, row, head, head_index, num_splits, num_active,
+    output_stride_token, output_stride_head, HEAD_SIZE: tl.constexpr, HEAD_ROWS: tl.constexpr,
     SPLIT_ROWS: tl.constexpr, MERGE_SPLITS: tl.constexpr,
 ):  # fmt: skip
-    """One query head's output row from its splits' partials (scratch row `head_index`)."""
+    """One query head's output row from its first `num_active` splits' partials (scratch row
+    `head_index`, `num_splits` entries a row)."""
     dims = tl.arange(0, HEAD_ROWS)
     dim_mask = dims < HEAD_SIZE
     splits = tl.arange(0, SPLIT_ROWS)
     lse_row = lse_ptr + head_index * num_splits
     lse = tl.load(
-        lse_row + splits, mask=splits < num_splits, other=float("-inf"), cache_modifier=".cg"
+        lse_row + splits, mask=splits < num_active, other=float("-inf"), cache_modifier=".cg"
     )  # [SPLIT_ROWS]
     max_lse = tl.max(lse, 0)
     max_lse = tl.where(max_lse == float("-inf"), 0.0, max_lse)  # every split empty: zeros
@@ -53,7 +55,7 @@ def _merge_head(
     merged = tl.zeros([HEAD_ROWS], dtype=tl.float32)
     for first in tl.static_range(0, SPLIT_ROWS, MERGE_SPLITS):
         chunk = first + tl.arange(0, MERGE_SPLITS)
-        chunk_mask = chunk < num_splits
+        chunk_mask = chunk < num_active
         weights = tl.exp2(
             tl.load(lse_row + chunk, mask=chunk_mask, other=float("-inf"), cache_modifier=".cg")
             - max_lse
@@ -73,12 +75,13 @@ def _merge_head(
 @triton.jit
 def publish_split(
     output_ptr, partial_ptr, lse_ptr, arrival_ptr, partial, lse, row, request, kv_head,
-    num_kv_heads, split, num_splits, output_stride_token, output_stride_head,
+    num_kv_heads, split, num_splits, num_active, output_stride_token, output_stride_head,
     GROUP_SIZE: tl.constexpr, GROUP_ROWS: tl.constexpr, HEAD_SIZE: tl.constexpr,
     HEAD_ROWS: tl.constexpr, SPLIT_ROWS: tl.constexpr, MERGE_SPLITS: tl.constexpr,
 ):  # fmt: skip
     """Store this split's partial ([GROUP_ROWS, HEAD_ROWS]) and lse ([GROUP_ROWS]) of (request,
-    kv_head), count it in, and merge every split into `output` if it is the last to arrive."""
+    kv_head), count it in, and merge the request's `num_active` splits into `output` if it is the
+    last of them to arrive."""
     group = tl.arange(0, GROUP_ROWS)
     head_mask = group < GROUP_SIZE
     dims = tl.arange(0, HEAD_ROWS)
@@ -94,19 +97,19 @@ def publish_split(
     )
     tl.debug_barrier()  # every thread's stores before the atomic (one thread issues it)
     arrival = arrival_ptr + request * num_kv_heads + kv_head
-    if tl.atomic_add(arrival, 1, sem="acq_rel") == num_splits - 1:
+    if tl.atomic_add(arrival, 1, sem="acq_rel") == num_active - 1:
         if GROUP_SIZE <= MAX_UNROLLED_HEADS:
             for offset in tl.static_range(GROUP_SIZE):
                 _merge_head(
                     output_ptr, partial_ptr, lse_ptr, row, first_head + offset,
-                    first_head_index + offset, num_splits, output_stride_token,
+                    first_head_index + offset, num_splits, num_active, output_stride_token,
                     output_stride_head, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
                 )  # fmt: skip
         else:
             for offset in range(GROUP_SIZE):
                 _merge_head(
                     output_ptr, partial_ptr, lse_ptr, row, first_head + offset,
-                    first_head_index + offset, num_splits, output_stride_token,
+                    first_head_index + offset, num_splits, num_active, output_stride_token,
                     output_stride_head, HEAD_SIZE, HEAD_ROWS, SPLIT_ROWS, MERGE_SPLITS,
                 )  # fmt: skip
         tl.store(arrival, 0)  # no other program touches it again in this launch
