@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 from tenon import LLM, SamplingParams
+from tenon.engine.core import EngineStats
 from tenon.engine.scheduler_output import EngineCoreOutput
 from tenon.engine_args import EngineArgs
 from tenon.server.async_engine import AsyncEngineClient, EngineStartupError
@@ -201,3 +202,41 @@ def test_queue_full_then_killed_core_fails_requests_promptly(make_engine_args: C
 def test_startup_failure_raises_the_core_message(make_engine_args: Callable[..., EngineArgs]) -> None:
     with pytest.raises(EngineStartupError, match=r"model '/nonexistent/model' not found"):
         asyncio.run(AsyncEngineClient.start(make_engine_args(model="/nonexistent/model"), startup_timeout_s=120))
+
+
+def test_engine_process_with_asynchronous_scheduling(make_engine_args: Callable[..., EngineArgs]) -> None:
+    """The engine-core loop steps while a launched step is in flight, and goes idle once it is
+    processed: same tokens as the in-process engine, an abort mid-stream, nothing left running."""
+    prompts = _prompts(4, seed=9)
+    args = make_engine_args(async_scheduling=True)
+    llm = LLM(log_startup=False, **attrs.asdict(make_engine_args()))
+    expected = [out.outputs[0].token_ids for out in llm.generate([{"prompt_token_ids": p} for p in prompts], GREEDY)]
+    llm.shutdown()
+    with asyncio.Runner() as runner:
+        client = runner.run(AsyncEngineClient.start(args))
+        try:
+            async def run() -> list[list[EngineCoreOutput]]:
+                long_params = SamplingParams(temperature=0.0, max_tokens=200, ignore_eos=True)
+                aborted = asyncio.create_task(_collect(client, "long", prompts[0], long_params))
+                results = await asyncio.gather(*(_collect(client, f"a{i}", p, GREEDY) for i, p in enumerate(prompts)))
+                aborted.cancel()  # the stream's consumer goes away: the request is aborted
+                with pytest.raises(asyncio.CancelledError):
+                    await aborted
+                return list(results)
+
+            results = runner.run(run())
+            assert [_tokens(outputs) for outputs in results] == expected
+
+            async def idle_stats() -> EngineStats:
+                async with asyncio.timeout(10):
+                    while True:
+                        stats = await client.stats()
+                        if stats.num_requests_running == 0 and stats.num_requests_waiting == 0 \
+                                and stats.kv_cache_usage_perc == 0.0:
+                            return stats
+                        await asyncio.sleep(0.05)
+
+            stats = runner.run(idle_stats())
+            assert stats.kv_cache_usage_perc == 0.0
+        finally:
+            runner.run(client.shutdown())
