@@ -40,6 +40,29 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _let_triton_36_interpreter_index_with_numpy_2() -> None:
+    """Triton 3.6's interpreter (the GPU machine's) holds kernel int arguments as one-element
+    arrays and turns them into Python ints with `int(array)`, which NumPy 2 refuses for arrays
+    that are not 0-d: every `range(...)` bounded by an int argument fails there. Same conversion,
+    through the one element. Triton 3.9 (CI's) does not need it; kernels are unchanged."""
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        return
+    import numpy
+    import triton
+
+    if int(numpy.__version__.split(".")[0]) < 2 or tuple(map(int, triton.__version__.split(".")[:2])) >= (3, 7):
+        return
+    from triton.runtime import interpreter
+
+    patch_tensor = interpreter._patch_lang_tensor
+
+    def patch_tensor_with_index(tensor: type, scope: object) -> None:
+        patch_tensor(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))  # type: ignore[attr-defined]
+
+    interpreter._patch_lang_tensor = patch_tensor_with_index
+
+
 _configure_devices(_cpu_suite_requested(sys.argv))
 
 
@@ -47,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # The command line seen by pytest (also when run through pytest.main) confirms the choice.
     if config.option.markexpr.replace(" ", "") == "notgpu":
         _configure_devices(True)
+    _let_triton_36_interpreter_index_with_numpy_2()
 
 
 def default_model_installed() -> bool:
