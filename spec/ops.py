@@ -38,8 +38,19 @@ when it declares `supports_graphs`, must allocate nothing whose size depends on 
         (decode's few tokens, say) and call torch.nn.functional.linear for the rest, but the
         choice must depend on shapes, strides and dtypes alone, so a captured graph replays
         the same kernels; scratch it needs is sized by the shapes too.
+
+    rms_norm_linear(x, norm_weight, eps, weight, bias=None, residual=None)
+        linear(rms_norm(x, norm_weight, eps, residual), weight, bias): with a residual returns
+        (that output, x + residual), without one the output alone. Layers call it only for
+        linears whose quantization method has a dense weight (`LinearMethod.dense_weight`).
+        A fused implementation need not round the normalised value to the activation dtype
+        before the matmul as the two ops in a row do; it must match them to within that
+        rounding. Shape-only choices, as for linear.
+
+    silu_and_mul_linear(x, weight, bias=None)
+        linear(silu_and_mul(x), weight, bias), x: [num_tokens, 2 * in_features]. As above.
 """
 
 from __future__ import annotations
 
-OP_NAMES = ("rms_norm", "silu_and_mul", "rotary", "linear")
+OP_NAMES = ("rms_norm", "silu_and_mul", "rotary", "linear", "rms_norm_linear", "silu_and_mul_linear")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +22,12 @@ class LinearMethod(abc.ABC):
     `process_weights_after_loading` once after the loader filled the parameters (repack,
     transpose, compute scales), then `apply` in every forward.
     """
+
+    # True when `layer.weight` is a plain [out_features, in_features] matrix in the activation
+    # dtype and `apply` is x @ weight.T (+ bias): fused kernel ops (a norm or an activation with
+    # the matmul after it, `tenon.spec.ops`) may then read the weight themselves. Quantized
+    # methods keep the default.
+    dense_weight: ClassVar[bool] = False
 
     @abc.abstractmethod
     def create_weights(

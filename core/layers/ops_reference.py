@@ -70,3 +70,29 @@ def linear(
     bias: torch.Tensor | None = None,  # [out_features]
 ) -> torch.Tensor:  # [num_tokens, out_features]
     return torch.nn.functional.linear(x, weight, bias)
+
+
+def rms_norm_linear(
+    x: torch.Tensor,  # [num_tokens, hidden]
+    norm_weight: torch.Tensor,  # [hidden]
+    eps: float,
+    weight: torch.Tensor,  # [out_features, hidden]
+    bias: torch.Tensor | None = None,
+    residual: torch.Tensor | None = None,  # [num_tokens, hidden]
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The two ops in a row: linear(rms_norm(x[, residual]))."""
+    if residual is None:
+        normed = rms_norm(x, norm_weight, eps)
+        assert isinstance(normed, torch.Tensor)
+        return linear(normed, weight, bias)
+    normed, summed = rms_norm(x, norm_weight, eps, residual)
+    return linear(normed, weight, bias), summed
+
+
+def silu_and_mul_linear(
+    x: torch.Tensor,  # [num_tokens, 2 * in_features]
+    weight: torch.Tensor,  # [out_features, in_features]
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The two ops in a row: linear(silu_and_mul(x))."""
+    return linear(silu_and_mul(x), weight, bias)

@@ -14,7 +14,9 @@ registers, inputs small enough that eps matters; large gates for silu_and_mul; r
 heads viewed inside a wider qkv row and on packed heads, rotary_dim below head_size, positions
 unsorted, repeated and at both ends of the table; linear on one to eight tokens and a
 prefill-sized batch, sizes no multiple of a block, a K long enough to split, with and without
-a bias, x strided inside wider rows, x or the weight transposed. Beyond the values, the
+a bias, x strided inside wider rows, x or the weight transposed; the fused rms_norm_linear and
+silu_and_mul_linear on one token and a few (`tenon.testing.op_cases_fused`, at twice the
+tolerance: they may skip the intermediate's rounding). Beyond the values, the
 contract: rms_norm returns (normed, x + residual) with the sum exactly the activation dtype's
 and leaves x alone without a residual; silu_and_mul and linear leave their inputs alone;
 rotary returns `heads` itself and writes nothing outside the first rotary_dim features of
@@ -48,6 +50,7 @@ from tenon.testing.op_cases import (
     Tolerance,
     assert_matches,
 )
+from tenon.testing.op_cases_fused import RmsNormLinearCase, SiluAndMulLinearCase
 from tenon.testing.op_layers import check_layer_uses_op
 from tenon.testing.suite import ConformanceSuite
 
@@ -102,6 +105,20 @@ CASES: Mapping[str, tuple[OpCase, ...]] = {
             num_tokens=1, out_features=64, in_features=64, with_bias=False, layout="transposed_x"
         ),
     ),
+    "rms_norm_linear": (
+        RmsNormLinearCase(num_tokens=1, hidden_size=64, out_features=48, with_residual=False),
+        RmsNormLinearCase(num_tokens=1, hidden_size=300, out_features=100, with_residual=True),
+        RmsNormLinearCase(num_tokens=1, hidden_size=1000, out_features=72, with_residual=True,
+                          with_bias=True),
+        RmsNormLinearCase(num_tokens=3, hidden_size=100, out_features=130, with_residual=True),
+        RmsNormLinearCase(num_tokens=40, hidden_size=96, out_features=64, with_residual=False),
+    ),
+    "silu_and_mul_linear": (
+        SiluAndMulLinearCase(num_tokens=1, intermediate_size=64, out_features=48),
+        SiluAndMulLinearCase(num_tokens=1, intermediate_size=1000, out_features=100),
+        SiluAndMulLinearCase(num_tokens=1, intermediate_size=72, out_features=40, with_bias=True),
+        SiluAndMulLinearCase(num_tokens=5, intermediate_size=100, out_features=64),
+    ),
 }
 
 # Captured on one input, replayed on another of the same shape.
@@ -115,6 +132,13 @@ GRAPH_CASES: Mapping[str, tuple[OpCase, ...]] = {
     "linear": (
         LinearCase(num_tokens=1, out_features=300, in_features=2100, with_bias=True),
         LinearCase(num_tokens=4, out_features=100, in_features=72, with_bias=False),
+    ),
+    "rms_norm_linear": (
+        RmsNormLinearCase(num_tokens=1, hidden_size=1000, out_features=300, with_residual=True),
+        RmsNormLinearCase(num_tokens=1, hidden_size=1000, out_features=300, with_residual=False),
+    ),
+    "silu_and_mul_linear": (
+        SiluAndMulLinearCase(num_tokens=1, intermediate_size=1000, out_features=300),
     ),
 }
 

@@ -16,11 +16,13 @@ import torch
 
 from tenon.layers import ops
 from tenon.layers.activation import SiluAndMul
+from tenon.layers.fused import norm_then_linear, silu_and_mul_then_linear
 from tenon.layers.linear import Linear, MergedLinear
 from tenon.layers.norm import RMSNorm
 from tenon.layers.rotary import RotaryEmbedding
 from tenon.spec.ops import OP_NAMES
 from tenon.testing.op_cases import Tolerance, assert_matches, random_tensor
+from tenon.testing.op_cases_fused import FUSED_OPS, fused_tolerance
 
 NUM_TOKENS = 5
 
@@ -50,6 +52,8 @@ def check_layer_uses_op(
     generator.manual_seed(7)
     with installed(device.type, op, function):
         actual = run(generator, device, dtype)
+    if op in FUSED_OPS:  # may skip the rounding of the intermediate (tenon.spec.ops)
+        tolerance = fused_tolerance(tolerance)
     for name, wanted in expected.items():
         assert_matches(actual[name], wanted, tolerance, f"tenon.layers with {op} installed: {name}")
 
@@ -131,6 +135,55 @@ def _run_linear(
     return outputs
 
 
+def _dense_linears(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype, in_features: int,
+    out_features: int,
+) -> MergedLinear:
+    from tenon.plugins.quantization.none import NoQuantScheme
+
+    linear = MergedLinear(in_features, [out_features // 2, out_features - out_features // 2],
+                          bias=False, quant_scheme=NoQuantScheme(), prefix="fused", dtype=dtype,
+                          device=device)  # fmt: skip
+    linear.weight.data.copy_(random_tensor((out_features, in_features), generator) / in_features**0.5)
+    return linear
+
+
+def _run_rms_norm_linear(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    hidden_size, out_features = 100, 72
+    norm = RMSNorm(hidden_size, 1e-6, dtype=dtype, device=device)
+    norm.weight.data.copy_(1.0 + 0.5 * random_tensor((hidden_size,), generator))
+    linear = _dense_linears(generator, device, dtype, hidden_size, out_features)
+    outputs = {}
+    with torch.inference_mode():
+        for num_tokens in (1, 3, 40):  # a decode step's one token (fused), a few, a prefill's
+            x, residual = (
+                random_tensor((num_tokens, hidden_size), generator).to(dtype=dtype, device=device)
+                for _ in range(2)
+            )
+            outputs[f"norm_then_linear({num_tokens} tokens)"] = norm_then_linear(norm, linear, x.clone())
+            fused, summed = norm_then_linear(norm, linear, x.clone(), residual.clone())
+            outputs[f"norm_then_linear({num_tokens} tokens, residual)[0]"] = fused
+            outputs[f"norm_then_linear({num_tokens} tokens, residual)[1]"] = summed
+    return outputs
+
+
+def _run_silu_and_mul_linear(
+    generator: torch.Generator, device: torch.device, dtype: torch.dtype
+) -> dict[str, torch.Tensor]:
+    intermediate_size, out_features = 96, 64
+    linear = _dense_linears(generator, device, dtype, intermediate_size, out_features)
+    outputs = {}
+    with torch.inference_mode():
+        for num_tokens in (1, 3, 40):
+            x = random_tensor((num_tokens, 2 * intermediate_size), generator).to(dtype=dtype, device=device)
+            outputs[f"silu_and_mul_then_linear({num_tokens} tokens)"] = silu_and_mul_then_linear(
+                SiluAndMul(), linear, x
+            )
+    return outputs
+
+
 _LAYER_RUNS: dict[
     str, Callable[[torch.Generator, torch.device, torch.dtype], dict[str, torch.Tensor]]
 ] = {
@@ -138,4 +191,6 @@ _LAYER_RUNS: dict[
     "silu_and_mul": _run_silu_and_mul,
     "rotary": _run_rotary,
     "linear": _run_linear,
+    "rms_norm_linear": _run_rms_norm_linear,
+    "silu_and_mul_linear": _run_silu_and_mul_linear,
 }

@@ -22,6 +22,7 @@ import torch
 from tenon.layers.activation import SiluAndMul
 from tenon.layers.attention import Attention
 from tenon.layers.embedding import VocabEmbedding
+from tenon.layers.fused import norm_then_linear, silu_and_mul_then_linear
 from tenon.layers.linear import Linear, MergedLinear
 from tenon.layers.norm import RMSNorm
 from tenon.layers.rotary import RotaryEmbedding, RotaryStep, rope_parameters_from_config
@@ -160,8 +161,15 @@ class DecoderAttention(torch.nn.Module):
         hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
         context: ForwardContext,
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
-        # qkv: [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
-        qkv = self.qkv_proj(hidden_states)
+        return self.attend(rotary, self.qkv_proj(hidden_states), context)
+
+    def attend(
+        self,
+        rotary: RotaryStep,
+        qkv: torch.Tensor,  # [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
+        context: ForwardContext,
+    ) -> torch.Tensor:  # [num_tokens, hidden_size]
+        """Everything after the qkv projection (which the decoder layer may fuse with its norm)."""
         num_tokens = qkv.shape[0]
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.q_norm is not None and self.k_norm is not None:
@@ -212,8 +220,11 @@ class DecoderMLP(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # x: [num_tokens, hidden_size] -> gate_up: [num_tokens, 2 * intermediate_size]
-        gate_up = self.gate_up_proj(x)
-        return self.down_proj(self.act_fn(gate_up))
+        return self.down(self.gate_up_proj(x))
+
+    def down(self, gate_up: torch.Tensor) -> torch.Tensor:  # [T, 2 * I] -> [T, hidden_size]
+        """The activation and the down projection, one fused op where the device has one."""
+        return silu_and_mul_then_linear(self.act_fn, self.down_proj, gate_up)
 
 
 class DecoderLayer(torch.nn.Module):
@@ -242,14 +253,18 @@ class DecoderLayer(torch.nn.Module):
         residual: torch.Tensor | None,  # [num_tokens, hidden_size]; None in the first layer
         context: ForwardContext,
     ) -> tuple[torch.Tensor, torch.Tensor]:  # (hidden_states, residual), both [T, hidden_size]
+        # Each norm runs with the projection after it (one fused op on devices that have one).
+        qkv_proj = self.self_attn.qkv_proj
         if residual is None:
             residual = hidden_states
-            hidden_states = self.input_layernorm(hidden_states)
+            qkv = norm_then_linear(self.input_layernorm, qkv_proj, hidden_states)
         else:
-            hidden_states, residual = self.input_layernorm(hidden_states, residual)
-        hidden_states = self.self_attn(rotary, hidden_states, context)
-        hidden_states, residual = self.post_attention_layernorm(hidden_states, residual)
-        return self.mlp(hidden_states), residual
+            qkv, residual = norm_then_linear(self.input_layernorm, qkv_proj, hidden_states, residual)
+        hidden_states = self.self_attn.attend(rotary, qkv, context)
+        gate_up, residual = norm_then_linear(
+            self.post_attention_layernorm, self.mlp.gate_up_proj, hidden_states, residual
+        )
+        return self.mlp.down(gate_up), residual
 
 
 class DecoderModel(torch.nn.Module):

@@ -2,8 +2,8 @@
 
 Imports nothing heavy: triton is imported only when the engine selects one of these targets.
 Priority 10 puts them above the torch reference (0) wherever their capabilities fit. The linear
-op declares the 16-bit dtypes only: its GEMV serves decode's bf16/fp16 projections, and a
-float32 engine keeps plain torch.
+ops (linear and the fused rms_norm_linear, silu_and_mul_linear) declare the 16-bit dtypes only:
+their GEMVs serve decode's bf16/fp16 projections, and a float32 engine keeps plain torch.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ DESCRIPTIONS = {
     "silu_and_mul": "Triton SiLU-and-mul over tokens x column blocks",
     "rotary": "Triton rotary embedding in place on strided heads",
     "linear": "Triton GEMV for decode's few tokens where it beats cuBLAS, else F.linear",
+    "rms_norm_linear": "one-token GEMV normalising its input as it reads it, else the two ops",
+    "silu_and_mul_linear": "one-token GEMV applying SiLU-and-mul as it reads, else the two ops",
 }
 ALL_DTYPES = ("float32", "float16", "bfloat16")
-DTYPES = {"linear": ("float16", "bfloat16")}
+DTYPES = {op: ("float16", "bfloat16") for op in ("linear", "rms_norm_linear", "silu_and_mul_linear")}
 
 
 @hookimpl

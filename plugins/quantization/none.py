@@ -15,6 +15,8 @@ from tenon.spec.quantization import LinearMethod, QuantScheme
 class UnquantizedLinearMethod(LinearMethod):
     """`layer.weight`: [sum(output_sizes), input_size], shards stacked along dim 0."""
 
+    dense_weight = True
+
     def create_weights(
         self,
         layer: torch.nn.Module,

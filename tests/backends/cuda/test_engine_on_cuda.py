@@ -132,6 +132,33 @@ def test_bfloat16_logprobs_close_to_hf_on_cuda(model_dir: Path, backend: str) ->
     llm.shutdown()
 
 
+def test_bfloat16_single_stream_decode_close_to_hf_on_cuda(model_dir: Path) -> None:
+    """One request at a time decodes through the batch-1 graph, where the fused one-token ops
+    (RMSNorm and SiLU-and-mul inside the GEMVs) run. Each sampled token's logprob must be as
+    close to float32 as HF's bf16 is (the rule of the prompt-logprob test above)."""
+    hf_bf16 = _hf(model_dir, torch.bfloat16)
+    hf_fp32 = _hf(model_dir, torch.float32)
+    llm = LLM(str(model_dir), dtype="bfloat16", log_startup=False)
+    params = SamplingParams(temperature=0.0, max_tokens=16, logprobs=0, ignore_eos=True)
+    ours_error = hf_error = 0.0
+    for prompt in _prompts(3):
+        output = llm.generate([{"prompt_token_ids": prompt}], params)[0].outputs[0]
+        assert output.logprobs is not None and len(output.token_ids) == 16
+        ids = torch.tensor([prompt + output.token_ids], device="cuda")
+        with torch.no_grad():
+            exact = torch.log_softmax(hf_fp32(ids).logits[0].float(), dim=-1)
+            hf = torch.log_softmax(hf_bf16(ids).logits[0].float(), dim=-1)
+        for step, (token, entry) in enumerate(zip(output.token_ids, output.logprobs, strict=True)):
+            row = len(prompt) - 1 + step  # the position whose logits chose this token
+            truth = float(exact[row, token])
+            ours_error = max(ours_error, abs(entry[token].logprob - truth))
+            hf_error = max(hf_error, abs(float(hf[row, token]) - truth))
+    assert hf_error > 0.0
+    assert ours_error <= 2 * hf_error + 0.02, (
+        f"bf16 decode logprobs are {ours_error:.3f} nats from float32, HF's bf16 {hf_error:.3f}")
+    llm.shutdown()
+
+
 def test_async_scheduling_matches_sync_on_cuda(model_dir: Path) -> None:
     """Asynchronous scheduling (the default on CUDA) gives synchronous scheduling's tokens for
     greedy, seeded, penalised, stopped and logprob rows, with decode graphs on."""

@@ -35,6 +35,16 @@ class TestReferenceLinear(OpConformance):
     dtypes = DTYPES
 
 
+class TestReferenceRmsNormLinear(OpConformance):
+    spec = REFERENCE_SPECS["rms_norm_linear"]
+    dtypes = DTYPES
+
+
+class TestReferenceSiluAndMulLinear(OpConformance):
+    spec = REFERENCE_SPECS["silu_and_mul_linear"]
+    dtypes = DTYPES
+
+
 def case_names(labels: list[str]) -> set[str]:
     """The test_matches_reference names of these case labels, in every dtype."""
     return {f"test_matches_reference[{dtype}-{label}]" for dtype in DTYPES for label in labels}

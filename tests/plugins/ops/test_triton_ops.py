@@ -80,3 +80,13 @@ def test_rotary_of_a_transposed_view_rotates_its_storage() -> None:
 class TestTritonLinear(OpConformance):
     spec = SPECS["linear"]
     dtypes = ("float16",)  # the op declares the 16-bit dtypes; bfloat16 runs on the GPU
+
+
+class TestTritonRmsNormLinear(OpConformance):
+    spec = SPECS["rms_norm_linear"]
+    dtypes = ("float16",)  # 16-bit only, as linear; bfloat16 runs on the GPU
+
+
+class TestTritonSiluAndMulLinear(OpConformance):
+    spec = SPECS["silu_and_mul_linear"]
+    dtypes = ("float16",)

@@ -44,3 +44,13 @@ class TestTritonRotaryOnCuda(OpConformance):
 class TestTritonLinearOnCuda(OpConformance):
     spec = SPECS["linear"]
     device = "cuda"
+
+
+class TestTritonRmsNormLinearOnCuda(OpConformance):
+    spec = SPECS["rms_norm_linear"]
+    device = "cuda"
+
+
+class TestTritonSiluAndMulLinearOnCuda(OpConformance):
+    spec = SPECS["silu_and_mul_linear"]
+    device = "cuda"

@@ -24,10 +24,10 @@ def registered_specs() -> dict[str, OpSpec]:
 
 def test_one_spec_per_op_above_the_reference() -> None:
     specs = registered_specs()
-    triton_names = ["triton-rms-norm", "triton-silu-and-mul", "triton-rotary", "triton-linear"]
-    assert sorted(specs) == sorted(
-        ["torch-rms-norm", "torch-silu-and-mul", "torch-rotary", "torch-linear", *triton_names]
-    )
+    stems = ["rms-norm", "silu-and-mul", "rotary", "linear", "rms-norm-linear",
+             "silu-and-mul-linear"]
+    triton_names = [f"triton-{stem}" for stem in stems]
+    assert sorted(specs) == sorted([*(f"torch-{stem}" for stem in stems), *triton_names])
     for op, name in zip(OP_NAMES, triton_names, strict=True):
         spec, reference = specs[name], specs[f"torch-{op.replace('_', '-')}"]
         assert (spec.capabilities.op, spec.priority, spec.api_version) == (op, 10, API_VERSION)
@@ -45,8 +45,9 @@ def test_targets_are_the_wrappers() -> None:
 def test_capabilities_fit_gpus_in_their_dtypes_with_graphs_and_nothing_else() -> None:
     for spec in triton_registration.tenon_ops():
         op, capabilities = spec.capabilities.op, spec.capabilities
-        # The GEMV serves 16-bit decode; a float32 engine keeps torch's linear.
-        dtypes = ("float16", "bfloat16") if op == "linear" else ("float32", "float16", "bfloat16")
+        # The GEMVs serve 16-bit decode; a float32 engine keeps torch's linears.
+        linear_op = op.endswith("linear")
+        dtypes = ("float16", "bfloat16") if linear_op else ("float32", "float16", "bfloat16")
         assert capabilities.dtypes == dtypes
         for device_type in ("cuda", "rocm"):
             for dtype in dtypes:
@@ -55,7 +56,7 @@ def test_capabilities_fit_gpus_in_their_dtypes_with_graphs_and_nothing_else() ->
                 )
                 assert capabilities.unmet(wanted) == ()
         float32 = Requirements(op=op, device_type="cuda", dtype="float32")
-        assert (capabilities.unmet(float32) == ()) == (op != "linear")
+        assert (capabilities.unmet(float32) == ()) == (not linear_op)
         assert capabilities.unmet(Requirements(op=op, device_type="cpu")) == (
             "device type cpu not supported (supports: cuda, rocm)",
         )
