@@ -1,0 +1,103 @@
+"""Launch sweep for decode's one-token GEMVs as decode-1 runs them (Llama-3.1-8B, bf16): the
+fused RMSNorm GEMV on qkv and gate_up, the fused SiLU GEMV on down, the plain GEMV on o_proj.
+Each launch is replayed in a CUDA graph over weight copies past L2; prints microseconds and
+GB/s per launch and the best per shape. With --apply, the best launches are patched into the
+tables in this process and `tenon bench latency` runs decode-1's shape with them.
+
+    python3 benchmarks/diagnostics/fused_gemv_sweep.py [--apply]
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+
+import torch
+
+from tenon.plugins.ops.triton_kernels import gemv_table, rms_norm_linear
+from tenon.plugins.ops.triton_kernels.gemv import GemvConfig, gemv
+from tenon.plugins.ops.triton_kernels.gemv_fused import gemv_rms_norm, gemv_silu_and_mul
+
+SHAPES = (("qkv", 6144, 4096, "norm"), ("gate_up", 28672, 4096, "norm"),
+          ("down", 4096, 14336, "silu"), ("o_proj", 4096, 4096, "plain"))
+CONFIGS = [GemvConfig(kernel="fma", block_n=n, block_k=k, num_splits=1, num_warps=w, num_stages=s)
+           for n, k, w, s in itertools.product((4, 8, 16, 32), (256, 512), (4, 8), (2, 3))]
+
+
+def _time_us(run: Callable[[int], object], copies: int, repeats: int = 24) -> float:
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        run(0)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for index in range(repeats):
+            run(index % copies)
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(5):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e3 / (5 * repeats)
+
+
+def _launcher(kind: str, config: GemvConfig, x: torch.Tensor, norm_weight: torch.Tensor,
+              residual: torch.Tensor, weights: list[torch.Tensor]) -> Callable[[int], object]:
+    def run(index: int) -> object:
+        if kind == "norm":
+            return gemv_rms_norm(x, norm_weight, 1e-5, weights[index], residual, config=config)
+        if kind == "silu":
+            return gemv_silu_and_mul(x, weights[index], config=config)
+        return gemv(x, weights[index], None, config)
+
+    return run
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    dtype, device = torch.bfloat16, torch.device("cuda")
+    best: dict[str, tuple[float, GemvConfig]] = {}
+    for name, out_features, in_features, kind in SHAPES:
+        copies = max(2, int(300e6 // (out_features * in_features * 2)) + 1)
+        weights = [torch.randn(out_features, in_features, device=device, dtype=dtype) * 0.02
+                   for _ in range(copies)]
+        width = 2 * in_features if kind == "silu" else in_features
+        x = torch.randn(1, width, device=device, dtype=dtype)
+        residual = torch.randn(1, in_features, device=device, dtype=dtype)
+        norm_weight = torch.rand(in_features, device=device, dtype=dtype) + 0.5
+        results = []
+        for config in CONFIGS:
+            run = _launcher(kind, config, x, norm_weight, residual, weights)
+            try:
+                results.append((_time_us(run, copies), config))
+            except Exception as error:  # a launch that does not compile (registers): skip it
+                print(f"{name} {config}: {type(error).__name__}")
+        results.sort(key=lambda item: item[0])
+        bytes_moved = out_features * in_features * 2
+        for micros, config in results[:4]:
+            print(f"{name:8s} {micros:7.2f} us {bytes_moved / micros / 1e3:7.0f} GB/s  "
+                  f"n{config.block_n} k{config.block_k} w{config.num_warps} p{config.num_stages}")
+        best[name] = results[0]
+        del weights
+        torch.cuda.empty_cache()
+    if "--apply" in sys.argv:
+        for name, out_features, in_features, kind in SHAPES:
+            config = best[name][1]
+            if kind == "plain":
+                gemv_table.TUNED = {**gemv_table.TUNED, (out_features, in_features, 1): config}
+            else:
+                rms_norm_linear.FUSED_TUNED[(out_features, in_features)] = config
+        from tenon.cli.main import main as tenon_main
+
+        tenon_main(["bench", "latency", "--model", "benchmarks/configs/llama-3.1-8b", "--load-format",
+                    "dummy", "--dtype", "bfloat16", "--max-model-len", "4096", "--input-len", "128",
+                    "--output-len", "256", "--batch-size", "1", "--num-iters-warmup", "1",
+                    "--num-iters", "3"])
+
+
+if __name__ == "__main__":
+    main()
