@@ -1,21 +1,18 @@
 """Launch sweep for decode's one-token GEMVs as decode-1 runs them (Llama-3.1-8B, bf16): the
 fused RMSNorm GEMV on qkv and gate_up, the fused SiLU GEMV on down, the plain GEMV on o_proj.
 Each launch is replayed in a CUDA graph over weight copies past L2; prints microseconds and
-GB/s per launch and the best per shape. With --apply, the best launches are patched into the
-tables in this process and `tenon bench latency` runs decode-1's shape with them.
+GB/s per launch, the best four per shape.
 
-    python3 benchmarks/diagnostics/fused_gemv_sweep.py [--apply]
+    python3 benchmarks/diagnostics/fused_gemv_sweep.py
 """
 
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable
 
 import torch
 
-from tenon.plugins.ops.triton_kernels import gemv_table, rms_norm_linear
 from tenon.plugins.ops.triton_kernels.gemv import GemvConfig, gemv
 from tenon.plugins.ops.triton_kernels.gemv_fused import gemv_rms_norm, gemv_silu_and_mul
 
@@ -84,19 +81,6 @@ def main() -> None:
         best[name] = results[0]
         del weights
         torch.cuda.empty_cache()
-    if "--apply" in sys.argv:
-        for name, out_features, in_features, kind in SHAPES:
-            config = best[name][1]
-            if kind == "plain":
-                gemv_table.TUNED = {**gemv_table.TUNED, (out_features, in_features, 1): config}
-            else:
-                rms_norm_linear.FUSED_TUNED[(out_features, in_features)] = config
-        from tenon.cli.main import main as tenon_main
-
-        tenon_main(["bench", "latency", "--model", "benchmarks/configs/llama-3.1-8b", "--load-format",
-                    "dummy", "--dtype", "bfloat16", "--max-model-len", "4096", "--input-len", "128",
-                    "--output-len", "256", "--batch-size", "1", "--num-iters-warmup", "1",
-                    "--num-iters", "3"])
 
 
 if __name__ == "__main__":

@@ -14,12 +14,12 @@ from tenon.plugins.ops.triton_kernels.linear import linear
 from tenon.plugins.ops.triton_kernels.rms_norm import rms_norm
 
 # One-token launches for weights the table does not tune with the FMA kernel (qkv: cuBLAS
-# alone there, as fast as this launch, measured in gemv_table's docstring).
+# alone there, as fast as this launch, measured in gemv_table's docstring). The fused kernels
+# take TUNED's FMA launches otherwise: a sweep of 32 launches per shape with the fusion in
+# (`benchmarks/diagnostics/fused_gemv_sweep.py`, `results/fused-gemv-sweep-h200.txt`) found
+# none more than 0.5 us faster.
 DEFAULT_FUSED_CONFIG = GemvConfig(kernel="fma", block_n=16, block_k=256, num_splits=1,
                                   num_warps=4, num_stages=3)
-# (out_features, in_features) -> the fused kernels' one-token launch where measured apart from
-# the plain GEMV's (`benchmarks/diagnostics/fused_gemv_sweep.py`); else TUNED's FMA launch.
-FUSED_TUNED: dict[tuple[int, int], GemvConfig] = {}
 
 
 def fused_gemv_config(x: torch.Tensor, weight: torch.Tensor) -> GemvConfig | None:
@@ -30,9 +30,6 @@ def fused_gemv_config(x: torch.Tensor, weight: torch.Tensor) -> GemvConfig | Non
         return None
     if weight.dim() != 2 or weight.dtype != x.dtype or x.stride(1) != 1 or weight.stride(1) != 1:
         return None
-    fused = FUSED_TUNED.get((weight.shape[0], weight.shape[1]))
-    if fused is not None:
-        return fused
     tuned = TUNED.get((weight.shape[0], weight.shape[1], 1))
     if tuned is not None and tuned.kernel == "fma" and tuned.num_splits == 1:
         return tuned
