@@ -293,7 +293,9 @@ class Scheduler:
                 del self.requests[request_id]
                 self._free_finished(request)
                 self._finished_request_ids.add(request_id)
-                if request in self.waiting:  # preempted while its last token was in flight
+                # Preempted while its last token was in flight (a running request has computed
+                # tokens; the scan runs only for one that has none).
+                if request.num_computed_tokens == 0 and request in self.waiting:
                     self.waiting.remove(request)
             if new_token_ids or request.is_finished or prompt_logprobs is not None:
                 outputs.append(

@@ -110,3 +110,71 @@ def test_random_workload_matches_requests_run_alone(
     pool = manager.block_pool
     assert [block.ref_count for block in pool.blocks] == [0] * pool.num_blocks
     assert manager.usage == 0.0
+
+
+@pytest.mark.parametrize(
+    ("enable_caching", "enable_chunked_prefill", "max_num_batched_tokens"),
+    [(True, True, 10), (False, True, 10), (True, False, 24)],
+)
+def test_random_workload_with_asynchronous_scheduling(
+    request_factory: RequestFactory,
+    scheduler_factory: SchedulerFactory,
+    runner_factory: RunnerFactory,
+    enable_caching: bool,
+    enable_chunked_prefill: bool,
+    max_num_batched_tokens: int,
+) -> None:
+    """Step N+1 is scheduled and run before step N's tokens reach the scheduler, as the engine
+    core does with asynchronous scheduling: the same tokens as each request alone, the KV the
+    fake runner reads always right, every block back at the end, and preemptions (some while a
+    request's last token is still in flight)."""
+    workload = make_workload(seed=11)
+    expected = {}
+    for request_id, prompt_token_ids, options in workload:
+        alone = scheduler_factory(num_blocks=64, max_model_len=24)
+        alone.add_request(request_factory(request_id, prompt_token_ids, **options))
+        outputs = runner_factory(4, sometimes_eos).run_to_completion(alone)[request_id]
+        expected[request_id] = ([t for o in outputs for t in o.new_token_ids], outputs[-1].finish_reason)
+
+    scheduler = scheduler_factory(
+        num_blocks=9, enable_caching=enable_caching, max_num_seqs=4,
+        max_num_batched_tokens=max_num_batched_tokens, max_model_len=24,
+        enable_chunked_prefill=enable_chunked_prefill, async_scheduling=True,
+    )  # fmt: skip
+    runner = runner_factory(4, sometimes_eos)
+    pending = list(workload)
+    tokens: dict[str, list[int]] = {request_id: [] for request_id, _, _ in workload}
+    finish_reasons = {}
+    in_flight = None
+    num_overlapped_steps = 0
+    for _ in range(800):
+        for request_id, prompt_token_ids, options in pending[:3]:
+            scheduler.add_request(request_factory(request_id, prompt_token_ids, **options))
+        pending = pending[3:]
+        if not pending and not scheduler.has_unfinished_requests() and in_flight is None:
+            break
+        scheduler_output = scheduler.schedule()
+        runner_output = runner.execute(scheduler_output)  # "launched": its tokens come later
+        outputs = []
+        if in_flight is not None:
+            num_overlapped_steps += 1
+            outputs = scheduler.update_from_output(*in_flight)
+        in_flight = None
+        if scheduler_output.total_num_scheduled_tokens:
+            in_flight = (scheduler_output, runner_output)
+        else:
+            outputs += scheduler.update_from_output(scheduler_output, runner_output)
+        for output in outputs:
+            tokens[output.request_id] += output.new_token_ids
+            if output.is_finished:
+                finish_reasons[output.request_id] = output.finish_reason
+        check_block_invariants(scheduler)
+
+    actual = {request_id: (tokens[request_id], finish_reasons[request_id]) for request_id in tokens}
+    assert actual == expected
+    assert num_overlapped_steps > 50
+    assert scheduler.num_preemptions_total > 0
+    assert all(request.num_output_placeholders == 0 for request in scheduler.requests.values())
+    manager = scheduler.kv_cache_manager
+    assert [block.ref_count for block in manager.block_pool.blocks] == [0] * manager.block_pool.num_blocks
+    assert manager.usage == 0.0
