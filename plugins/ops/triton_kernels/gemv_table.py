@@ -121,3 +121,24 @@ def default_config(out_features: int, in_features: int) -> GemvConfig:
         kernel="dot", block_n=DEFAULT_BLOCK_N, block_k=block_k, num_splits=num_splits,
         num_stages=4,
     )  # fmt: skip
+
+
+# The fused kernels' one-token launch (`gemv_fused`) for weights TUNED gives no FMA launch (qkv:
+# cuBLAS alone is as fast as this, above). A sweep of 32 launches per shape with the fusion in
+# (`benchmarks/diagnostics/fused_gemv_sweep.py`, `results/fused-gemv-sweep-h200.txt`) found
+# none more than 0.5 us faster than TUNED's FMA launches or this one.
+DEFAULT_FUSED_CONFIG = _fma(16, 256)
+
+
+def choose_fused_gemv_config(x: torch.Tensor, weight: torch.Tensor) -> GemvConfig | None:
+    """The one-token FMA launch (one split) for a GEMV over `weight` with a fused prologue on
+    `x`, or None (run unfused): one token, 16-bit x and weight of one dtype, unit column
+    strides. The caller checks how x's width relates to the weight's."""
+    if x.dim() != 2 or x.shape[0] != 1 or x.dtype not in GEMV_DTYPES:
+        return None
+    if weight.dim() != 2 or weight.dtype != x.dtype or x.stride(1) != 1 or weight.stride(1) != 1:
+        return None
+    tuned = TUNED.get((weight.shape[0], weight.shape[1], 1))
+    if tuned is not None and tuned.kernel == "fma" and tuned.num_splits == 1:
+        return tuned
+    return DEFAULT_FUSED_CONFIG

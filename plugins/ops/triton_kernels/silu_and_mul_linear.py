@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 
 from tenon.plugins.ops.triton_kernels.gemv_fused import gemv_silu_and_mul
+from tenon.plugins.ops.triton_kernels.gemv_table import choose_fused_gemv_config
 from tenon.plugins.ops.triton_kernels.linear import linear
-from tenon.plugins.ops.triton_kernels.rms_norm_linear import fused_gemv_config
 from tenon.plugins.ops.triton_kernels.silu_and_mul import silu_and_mul
 
 
@@ -19,7 +19,7 @@ def silu_and_mul_linear(
     bias: torch.Tensor | None = None,
 ) -> torch.Tensor:  # [num_tokens, out_features]
     fusable = bias is None and weight.dim() == 2 and x.shape[-1] == 2 * weight.shape[-1]
-    config = fused_gemv_config(x, weight) if fusable else None
-    if config is not None and config.num_splits == 1:
+    config = choose_fused_gemv_config(x, weight) if fusable else None
+    if config is not None:
         return gemv_silu_and_mul(x, weight, config=config)
     return linear(silu_and_mul(x), weight, bias)
