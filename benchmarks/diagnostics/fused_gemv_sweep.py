@@ -12,6 +12,7 @@ import itertools
 from collections.abc import Callable
 
 import torch
+from gemv_vs_cublas import graph_call_s  # this folder's graph-replay timer
 
 from tenon.plugins.ops.triton_kernels.gemv import GemvConfig, gemv
 from tenon.plugins.ops.triton_kernels.gemv_fused import gemv_rms_norm, gemv_silu_and_mul
@@ -22,34 +23,14 @@ CONFIGS = [GemvConfig(kernel="fma", block_n=n, block_k=k, num_splits=1, num_warp
            for n, k, w, s in itertools.product((4, 8, 16, 32), (256, 512), (4, 8), (2, 3))]
 
 
-def _time_us(run: Callable[[int], object], copies: int, repeats: int = 24) -> float:
-    stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        run(0)
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for index in range(repeats):
-            run(index % copies)
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(5):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e3 / (5 * repeats)
-
-
-def _launcher(kind: str, config: GemvConfig, x: torch.Tensor, norm_weight: torch.Tensor,
-              residual: torch.Tensor, weights: list[torch.Tensor]) -> Callable[[int], object]:
-    def run(index: int) -> object:
+def _launcher(kind: str, config: GemvConfig, norm_weight: torch.Tensor,
+              residual: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], object]:
+    def run(x: torch.Tensor, weight: torch.Tensor) -> object:
         if kind == "norm":
-            return gemv_rms_norm(x, norm_weight, 1e-5, weights[index], residual, config=config)
+            return gemv_rms_norm(x, norm_weight, 1e-5, weight, residual, config=config)
         if kind == "silu":
-            return gemv_silu_and_mul(x, weights[index], config=config)
-        return gemv(x, weights[index], None, config)
+            return gemv_silu_and_mul(x, weight, config=config)
+        return gemv(x, weight, None, config)
 
     return run
 
@@ -68,9 +49,9 @@ def main() -> None:
         norm_weight = torch.rand(in_features, device=device, dtype=dtype) + 0.5
         results = []
         for config in CONFIGS:
-            run = _launcher(kind, config, x, norm_weight, residual, weights)
+            run = _launcher(kind, config, norm_weight, residual)
             try:
-                results.append((_time_us(run, copies), config))
+                results.append((graph_call_s(run, x, weights) * 1e6, config))
             except Exception as error:  # a launch that does not compile (registers): skip it
                 print(f"{name} {config}: {type(error).__name__}")
         results.sort(key=lambda item: item[0])

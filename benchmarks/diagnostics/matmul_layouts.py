@@ -9,39 +9,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from gemv_vs_cublas import graph_call_s  # this folder's graph-replay timer
 
 SHAPES = {"qkv": (6144, 4096), "o_proj": (4096, 4096), "gate_up": (28672, 4096), "down": (4096, 14336)}
 BATCHES = (32, 64, 128, 200, 256, 512)
-
-
-def _time_graph(function, repeats: int = 20) -> float:  # microseconds per call
-    stream = torch.cuda.Stream()
-    with torch.cuda.stream(stream):
-        function()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(repeats):
-            function()
-    graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(5):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e3 / (5 * repeats)
-
-
-def _rotating(call, weights: list[torch.Tensor]):  # a call that takes the next weight each time
-    counter = [0]
-
-    def run() -> None:
-        counter[0] += 1
-        call(weights[counter[0] % len(weights)])
-
-    return run
 
 
 def main() -> None:
@@ -55,8 +26,8 @@ def main() -> None:
         transposed = [weight.t().contiguous() for weight in weights]
         for batch in BATCHES:
             x = torch.randn(batch, in_features, device="cuda", dtype=torch.bfloat16)
-            linear_us = _time_graph(_rotating(lambda w, x=x: F.linear(x, w), weights))
-            matmul_us = _time_graph(_rotating(lambda w, x=x: torch.matmul(x, w), transposed))
+            linear_us = graph_call_s(F.linear, x, weights) * 1e6
+            matmul_us = graph_call_s(torch.matmul, x, transposed) * 1e6
             flops = 2 * batch * out_features * in_features
             print(f"{name:8s} {batch:4d} {linear_us:10.1f} {flops / linear_us / 1e6:6.0f} "
                   f"{matmul_us:9.1f} {flops / matmul_us / 1e6:6.0f} {linear_us / matmul_us:5.2f}")
