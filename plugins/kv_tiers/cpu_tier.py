@@ -44,10 +44,20 @@ class _PendingLoad:
     start_s: float
 
 
-def block_nbytes(block_shape: Sequence[int], dtype: str) -> int:
-    """Bytes of one block of `block_shape` in `dtype` (a torch dtype name)."""
+def blocks_that_fit(
+    capacity_bytes: int, block_shape: Sequence[int], dtype: str, *, tier: str, flag: str
+) -> tuple[int, int]:
+    """(bytes of one block of `block_shape` in `dtype`, a torch dtype name; how many whole
+    blocks `capacity_bytes` holds). Raises ValueError naming `flag` when not even one fits."""
     element_bytes = torch.empty((), dtype=getattr(torch, dtype)).element_size()
-    return math.prod(block_shape) * element_bytes
+    block_bytes = math.prod(block_shape) * element_bytes
+    num_blocks = capacity_bytes // block_bytes
+    if num_blocks < 1:
+        raise ValueError(
+            f"the {tier} KV tier has {capacity_bytes} bytes but one KV block needs "
+            f"{block_bytes} bytes; raise {flag}"
+        )
+    return block_bytes, num_blocks
 
 
 class CPUTier(ChainTier):
@@ -64,13 +74,9 @@ class CPUTier(ChainTier):
         pin_memory: bool = False,
     ) -> None:
         super().__init__(capacity_bytes=capacity_bytes, block_shape=tuple(block_shape), dtype=dtype)
-        self.block_bytes = block_nbytes(block_shape, dtype)
-        self.num_slots = capacity_bytes // self.block_bytes
-        if self.num_slots < 1:
-            raise ValueError(
-                f"the CPU KV tier has {capacity_bytes} bytes but one KV block needs "
-                f"{self.block_bytes} bytes; raise --kv-offloading-size"
-            )
+        self.block_bytes, self.num_slots = blocks_that_fit(
+            capacity_bytes, block_shape, dtype, tier="CPU", flag="--kv-offloading-size"
+        )
         # slab: [num_slots, *block_shape]; empty, since a slot is read only after a store
         self._slab = torch.empty(
             (self.num_slots, *self.block_shape), dtype=getattr(torch, dtype), pin_memory=pin_memory

@@ -43,7 +43,7 @@ import torch
 
 from tenon.plugins.kv_tiers import disk_files
 from tenon.plugins.kv_tiers.chain_tier import ChainTier
-from tenon.plugins.kv_tiers.cpu_tier import block_nbytes
+from tenon.plugins.kv_tiers.cpu_tier import blocks_that_fit
 from tenon.plugins.kv_tiers.disk_format import BlockIdentity, InvalidBlockFile, encode_header
 from tenon.plugins.kv_tiers.stats import TierCounters, TierStats
 from tenon.spec.attention import KV_CACHE_LAYOUT
@@ -103,13 +103,9 @@ class DiskTier(ChainTier):
         self.identity = BlockIdentity(
             model=model, dtype=dtype, block_shape=self.block_shape, layout=KV_CACHE_LAYOUT
         )
-        self.block_bytes = block_nbytes(block_shape, dtype)
-        self.capacity_blocks = capacity_bytes // self.block_bytes
-        if self.capacity_blocks < 1:
-            raise ValueError(
-                f"the disk KV tier has {capacity_bytes} bytes but one KV block needs "
-                f"{self.block_bytes} bytes; raise --kv-offloading-disk-size"
-            )
+        self.block_bytes, self.capacity_blocks = blocks_that_fit(
+            capacity_bytes, block_shape, dtype, tier="disk", flag="--kv-offloading-disk-size"
+        )
         self.max_pending_bytes = max_pending_bytes
         self.fsync = fsync
         self._torch_dtype = getattr(torch, dtype)
