@@ -158,18 +158,11 @@ class DecoderAttention(torch.nn.Module):
     def forward(
         self,
         rotary: RotaryStep,  # from RotaryEmbedding.step, once per step
-        hidden_states: torch.Tensor,  # [num_tokens, hidden_size]
-        context: ForwardContext,
-    ) -> torch.Tensor:  # [num_tokens, hidden_size]
-        return self.attend(rotary, self.qkv_proj(hidden_states), context)
-
-    def attend(
-        self,
-        rotary: RotaryStep,
         qkv: torch.Tensor,  # [num_tokens, (num_heads + 2 * num_kv_heads) * head_size]
         context: ForwardContext,
     ) -> torch.Tensor:  # [num_tokens, hidden_size]
-        """Everything after the qkv projection (which the decoder layer may fuse with its norm)."""
+        """Everything after the qkv projection, which the decoder layer runs together with its
+        input norm (`tenon.layers.fused.norm_then_linear`)."""
         num_tokens = qkv.shape[0]
         q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         if self.q_norm is not None and self.k_norm is not None:
@@ -218,12 +211,9 @@ class DecoderMLP(torch.nn.Module):
         )
         self.act_fn = SiluAndMul()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [num_tokens, hidden_size] -> gate_up: [num_tokens, 2 * intermediate_size]
-        return self.down(self.gate_up_proj(x))
-
-    def down(self, gate_up: torch.Tensor) -> torch.Tensor:  # [T, 2 * I] -> [T, hidden_size]
-        """The activation and the down projection, one fused op where the device has one."""
+    def forward(self, gate_up: torch.Tensor) -> torch.Tensor:  # [T, 2 * I] -> [T, hidden_size]
+        """The activation and the down projection (one fused op where the device has one); the
+        decoder layer runs gate_up_proj together with its post-attention norm."""
         return silu_and_mul_then_linear(self.act_fn, self.down_proj, gate_up)
 
 
@@ -260,11 +250,11 @@ class DecoderLayer(torch.nn.Module):
             qkv = norm_then_linear(self.input_layernorm, qkv_proj, hidden_states)
         else:
             qkv, residual = norm_then_linear(self.input_layernorm, qkv_proj, hidden_states, residual)
-        hidden_states = self.self_attn.attend(rotary, qkv, context)
+        hidden_states = self.self_attn(rotary, qkv, context)
         gate_up, residual = norm_then_linear(
             self.post_attention_layernorm, self.mlp.gate_up_proj, hidden_states, residual
         )
-        return self.mlp.down(gate_up), residual
+        return self.mlp(gate_up), residual
 
 
 class DecoderModel(torch.nn.Module):
