@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from tenon.bench.offline_limit import ModelCosts, OfflineWorkload, offline_limit
 from tenon.cli.main import main
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 (fixture)
 
 RECORD_KEYS = {"workload", "model", "card", "versions", "value", "unit", "baseline", "limit",
                "fraction_of_limit", "date"}
 
 
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """On the shared 2-core machine two torch threads make a tiny model's decode steps 10x to
-    100x slower (every parallel region waits for a preempted thread)."""
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
 
 
 def test_attention_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -47,7 +38,6 @@ def test_attention_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert out[0].startswith("decode-attention on cpu") and out[1].split()[:3] == ["context", "batch", "buffers"]
 
 
-@pytest.mark.usefixtures("one_torch_thread")
 def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import AutoConfig

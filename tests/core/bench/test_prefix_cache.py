@@ -21,6 +21,7 @@ from tenon.cli.main import main
 from tenon.frontend.llm import LLM
 from tenon.plugin_host import StaticEntryPoint, load_plugins
 from tenon.spec import ENTRY_POINT_GROUP
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 (fixture)
 
 BLOCK_SIZE = 16
 PREFIX_LEN = 100  # 6 full blocks (96 tokens) and a partial one
@@ -47,12 +48,6 @@ def kv_tiers_plugin() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def engine_flags(model_dir: Path, offloading_gib: float) -> list[str]:

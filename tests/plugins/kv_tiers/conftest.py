@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 import tenon.startup.engine_builder as engine_builder
 from tenon.plugin_host import StaticEntryPoint, load_plugins
 from tenon.spec import ENTRY_POINT_GROUP
 from tests.helpers.tiny_model import make_tiny_model_dir
+from tests.helpers.torch_threads import one_torch_thread  # noqa: F401 (fixture)
 from tests.plugins.kv_tiers.kv_blocks import SHAPES
 
 REGISTRATION = "tenon.plugins.kv_tiers.registration"
@@ -57,10 +57,3 @@ def offloading_plugin() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny tensors: a second spinning OpenMP thread only slows the 2 shared cores."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
