@@ -7,26 +7,17 @@ up, then again under the torch profiler, and prints the wall time, the summed de
 
 from __future__ import annotations
 
-import random
-import sys
 import time
 
 import torch
+from offline_setup import dummy_llm, random_batch, workload_from_argv
 from torch.profiler import ProfilerActivity, profile
-
-from tenon import LLM, SamplingParams
 
 
 def main() -> None:
-    num_prompts = int(sys.argv[1]) if len(sys.argv) > 1 else 256
-    input_len = int(sys.argv[2]) if len(sys.argv) > 2 else 128
-    output_len = int(sys.argv[3]) if len(sys.argv) > 3 else 128
-    llm = LLM("benchmarks/configs/llama-3.1-8b", load_format="dummy", dtype="bfloat16",
-              max_model_len=4096, log_startup=False)
-    rng = random.Random(0)
-    prompts = [{"prompt_token_ids": [rng.randrange(10, 120000) for _ in range(input_len)]}
-               for _ in range(num_prompts)]
-    params = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
+    num_prompts, input_len, output_len = workload_from_argv((256, 128, 128))
+    llm = dummy_llm()
+    prompts, params = random_batch(llm, num_prompts, input_len, output_len)
     start = time.perf_counter()
     llm.generate(prompts, params, use_tqdm=False)
     plain_s = time.perf_counter() - start

@@ -1,32 +1,26 @@
 """Step by step, where does an offline run's time go? Wraps the engine core's step and records
-each step's wall time, its tokens and requests, and whether it replayed a decode graph; wraps
-Triton's compiler to log every kernel compiled while requests run. Runs the same batch twice
-(cold, then warm) and prints per-kind totals for both.
+each step's wall time, its tokens and requests, and whether it replayed a decode graph. Runs the
+same batch twice (cold, then warm) and prints per-kind totals for both: a step much slower cold
+than warm is a kernel compiled while requests run.
 
-    python3 benchmarks/diagnostics/step_timeline.py NUM_PROMPTS INPUT_LEN OUTPUT_LEN
+    python3 benchmarks/diagnostics/step_timeline.py [num_prompts] [input_len] [output_len]
 """
 
 from __future__ import annotations
 
 import collections
-import random
-import sys
 import time
 from typing import Any
 
-import triton.compiler.compiler as triton_compiler
-
-from tenon import LLM, SamplingParams
+from offline_setup import dummy_llm, random_batch, workload_from_argv
 
 
 def main() -> None:
-    num_prompts, input_len, output_len = (int(arg) for arg in sys.argv[1:4])
-    llm = LLM("benchmarks/configs/llama-3.1-8b", load_format="dummy", dtype="bfloat16",
-              max_model_len=4096, log_startup=False)
+    num_prompts, input_len, output_len = workload_from_argv((512, 128, 128))
+    llm = dummy_llm()
     core = llm.engine.client.core
     runner = core.executor.runner
     steps: list[tuple[float, int, int, bool]] = []
-    compiles: list[tuple[str, float]] = []
     original_step = core.step
 
     def step() -> Any:
@@ -47,24 +41,11 @@ def main() -> None:
         last_tokens[1] = len(output.num_scheduled_tokens)
         return output
 
-    original_compile = triton_compiler.compile
-
-    def compile_logged(src: Any, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
-        result = original_compile(src, *args, **kwargs)
-        compiles.append((getattr(src, "name", str(src))[:60], time.perf_counter() - start))
-        return result
-
     core.step = step
     core.scheduler.schedule = schedule
-    triton_compiler.compile = compile_logged
-    rng = random.Random(0)
-    prompts = [{"prompt_token_ids": [rng.randrange(10, 120000) for _ in range(input_len)]}
-               for _ in range(num_prompts)]
-    params = SamplingParams(temperature=0.0, max_tokens=output_len, ignore_eos=True)
+    prompts, params = random_batch(llm, num_prompts, input_len, output_len)
     for label in ("cold", "warm"):
         steps.clear()
-        compiles.clear()
         llm.reset_prefix_cache()
         start = time.perf_counter()
         llm.generate(prompts, params, use_tqdm=False)
@@ -81,8 +62,6 @@ def main() -> None:
                   f"mean {sum(walls) / len(walls):7.2f} ms, max {max(walls):7.1f} ms")
         mixed = [(w, t, r) for w, t, r, g in steps if t != r][:12]
         print("  first mixed steps (ms, tokens, reqs):", [(round(w, 1), t, r) for w, t, r in mixed])
-        print(f"  triton compiles: {len(compiles)}, {sum(s for _, s in compiles):.2f} s:",
-              [(name, round(s, 2)) for name, s in compiles[:10]])
     llm.shutdown()
 
 
