@@ -78,9 +78,8 @@ class Scheduler:
         self.max_model_len = max_model_len
         self.enable_chunked_prefill = enable_chunked_prefill
         self.long_prefill_token_threshold = long_prefill_token_threshold
-        if async_scheduling and kv_transfer is not None:
-            raise ValueError("asynchronous scheduling does not work with a KV connector yet; "
-                             "drop --async-scheduling or the KV connector")
+        # The engine builder refuses the pair with a message for the user.
+        assert not (async_scheduling and kv_transfer is not None), "async scheduling with a KV connector"
         self.async_scheduling = async_scheduling
         # The KV connector's glue (tenon.engine.kv_transfer); None without a connector.
         self.kv_transfer = kv_transfer
