@@ -38,6 +38,22 @@ def make_workload(seed: int) -> list[tuple[str, list[int], dict[str, object]]]:
     return workload
 
 
+def results_alone(
+    workload: list[tuple[str, list[int], dict[str, object]]],
+    request_factory: RequestFactory,
+    scheduler_factory: SchedulerFactory,
+    runner_factory: RunnerFactory,
+) -> dict[str, tuple[list[int], str | None]]:
+    """Each request's tokens and finish reason when it runs alone on a roomy cache."""
+    expected = {}
+    for request_id, prompt_token_ids, options in workload:
+        alone = scheduler_factory(num_blocks=64, max_model_len=24)
+        alone.add_request(request_factory(request_id, prompt_token_ids, **options))
+        outputs = runner_factory(4, sometimes_eos).run_to_completion(alone)[request_id]
+        expected[request_id] = ([t for o in outputs for t in o.new_token_ids], outputs[-1].finish_reason)
+    return expected
+
+
 def check_block_invariants(scheduler: Scheduler) -> None:
     manager = scheduler.kv_cache_manager
     pool = manager.block_pool
@@ -65,15 +81,7 @@ def test_random_workload_matches_requests_run_alone(
     max_num_batched_tokens: int,
 ) -> None:
     workload = make_workload(seed=11)
-    expected = {}
-    for request_id, prompt_token_ids, options in workload:
-        alone = scheduler_factory(num_blocks=64, max_model_len=24)
-        alone.add_request(request_factory(request_id, prompt_token_ids, **options))
-        outputs = runner_factory(4, sometimes_eos).run_to_completion(alone)[request_id]
-        expected[request_id] = (
-            [t for o in outputs for t in o.new_token_ids],
-            outputs[-1].finish_reason,
-        )
+    expected = results_alone(workload, request_factory, scheduler_factory, runner_factory)
 
     # 8 usable blocks of 4 tokens, against requests that grow to 6 blocks each.
     scheduler = scheduler_factory(
@@ -129,12 +137,7 @@ def test_random_workload_with_asynchronous_scheduling(
     fake runner reads always right, every block back at the end, and preemptions (some while a
     request's last token is still in flight)."""
     workload = make_workload(seed=11)
-    expected = {}
-    for request_id, prompt_token_ids, options in workload:
-        alone = scheduler_factory(num_blocks=64, max_model_len=24)
-        alone.add_request(request_factory(request_id, prompt_token_ids, **options))
-        outputs = runner_factory(4, sometimes_eos).run_to_completion(alone)[request_id]
-        expected[request_id] = ([t for o in outputs for t in o.new_token_ids], outputs[-1].finish_reason)
+    expected = results_alone(workload, request_factory, scheduler_factory, runner_factory)
 
     scheduler = scheduler_factory(
         num_blocks=9, enable_caching=enable_caching, max_num_seqs=4,
