@@ -41,8 +41,6 @@ from tenon.plugins.attention.triton_paged.launch_config import (
 from tenon.plugins.attention.triton_paged.split_merge import publish_split
 from tenon.plugins.attention.triton_paged.tile_math import scaled_scores, tile_dot
 from tenon.plugins.attention.triton_paged.write_kernel import write_token_kv
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
 
 
 @triton.jit
@@ -104,9 +102,7 @@ def _decode_kernel(
     MERGE_SPLITS: tl.constexpr,  # splits the merge loads at once
     SOFT_CAP: tl.constexpr,
     DOT_IEEE: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
     request = tl.program_id(0)  # for split 0 also the row written to the cache (and zeroed)
     kv_head = tl.program_id(1)
     split = tl.program_id(2)
@@ -283,5 +279,4 @@ def decode_attention(
         DOT_IEEE=query.dtype == torch.float32,
         num_warps=tiles.num_warps,
         num_stages=tiles.num_stages,
-        **dependent_launch_options(query.device),
     )  # fmt: skip

@@ -36,9 +36,6 @@ import torch
 import triton
 import triton.language as tl
 
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
-
 TOKENS_PADDED = 16  # the dot kernel's MMA N: the most tokens it serves
 GEMV_KERNELS = ("dot", "fma")
 GEMV_DTYPES = (torch.float16, torch.bfloat16)
@@ -76,30 +73,6 @@ class GemvConfig:
 
     def max_tokens(self) -> int:
         return TOKENS_PADDED if self.kernel == "dot" else 1
-
-
-@triton.jit
-def weight_tile_at(weight_tile, k, row_mask, cols, in_features, EVEN_K: tl.constexpr):
-    """The weight tile [BLOCK_N, BLOCK_K] at column k (rows past N and columns past K read 0)."""
-    if EVEN_K:
-        return tl.load(weight_tile + k, mask=row_mask, other=0.0)
-    return tl.load(weight_tile + k, mask=row_mask & (k + cols < in_features)[None, :], other=0.0)
-
-
-@triton.jit
-def _token_tile_at(x_tile, k, token_mask, cols, in_features, EVEN_K: tl.constexpr):
-    """The activation tile [TOKENS, BLOCK_K] at column k (padding tokens are not fetched)."""
-    if EVEN_K:
-        return tl.load(x_tile + k, mask=token_mask, other=0.0)
-    return tl.load(x_tile + k, mask=token_mask & (k + cols < in_features)[None, :], other=0.0)
-
-
-@triton.jit
-def _vector_at(x_ptr, k, cols, in_features, EVEN_K: tl.constexpr):
-    """One token's activations at columns k + cols, as float32 (0 past K)."""
-    if EVEN_K:
-        return tl.load(x_ptr + k + cols).to(tl.float32)
-    return tl.load(x_ptr + k + cols, mask=k + cols < in_features, other=0.0).to(tl.float32)
 
 
 @triton.jit
@@ -152,7 +125,6 @@ def _gemv_dot_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     TOKENS: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
     split = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -166,15 +138,15 @@ def _gemv_dot_kernel(
     x_tile = x_ptr + tokens.to(tl.int64)[:, None] * x_row_stride + cols[None, :]
     k_start = split * k_per_split
     k_end = tl.minimum(k_start + k_per_split, in_features)
-    # The first weight tile is loaded before waiting for the kernel before this one
-    # (`dependent_launch`); the loop starts at the second.
-    w = weight_tile_at(weight_tile, k_start, row_mask, cols, in_features, EVEN_K)
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
-    xs = _token_tile_at(x_tile, k_start, token_mask, cols, in_features, EVEN_K)
-    acc = tl.dot(w, tl.trans(xs), tl.zeros([BLOCK_N, TOKENS], dtype=tl.float32))
-    for k in range(k_start + BLOCK_K, k_end, BLOCK_K):
-        w = weight_tile_at(weight_tile, k, row_mask, cols, in_features, EVEN_K)
-        xs = _token_tile_at(x_tile, k, token_mask, cols, in_features, EVEN_K)
+    acc = tl.zeros([BLOCK_N, TOKENS], dtype=tl.float32)
+    for k in range(k_start, k_end, BLOCK_K):
+        if EVEN_K:
+            w = tl.load(weight_tile + k, mask=row_mask, other=0.0)
+            xs = tl.load(x_tile + k, mask=token_mask, other=0.0)
+        else:
+            col_mask = (k + cols < in_features)[None, :]
+            w = tl.load(weight_tile + k, mask=row_mask & col_mask, other=0.0)
+            xs = tl.load(x_tile + k, mask=token_mask & col_mask, other=0.0)
         acc = tl.dot(w, tl.trans(xs), acc)  # [BLOCK_N, TOKENS]
     _finish_tile(
         acc, rows, tokens, split, num_tokens, out_features, num_splits,
@@ -199,7 +171,6 @@ def _gemv_fma_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     STAGES: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
     split = tl.program_id(1)
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
@@ -209,15 +180,17 @@ def _gemv_fma_kernel(
     k_start = split * k_per_split
     k_end = tl.minimum(k_start + k_per_split, in_features)
     # Products summed per thread along K; the cross-thread row sum happens once, after the loop.
-    # The first weight tile is loaded before waiting for the kernel before this one
-    # (`dependent_launch`); the loop starts at the second.
-    w = weight_tile_at(weight_tile, k_start, row_mask, cols, in_features, EVEN_K)
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
-    acc = w.to(tl.float32) * _vector_at(x_ptr, k_start, cols, in_features, EVEN_K)[None, :]
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
     # Triton pipelines a loop without a dot only when the loop itself asks for stages.
-    for k in tl.range(k_start + BLOCK_K, k_end, BLOCK_K, num_stages=STAGES):
-        w = weight_tile_at(weight_tile, k, row_mask, cols, in_features, EVEN_K)
-        acc += w.to(tl.float32) * _vector_at(x_ptr, k, cols, in_features, EVEN_K)[None, :]
+    for k in tl.range(k_start, k_end, BLOCK_K, num_stages=STAGES):
+        if EVEN_K:
+            w = tl.load(weight_tile + k, mask=row_mask, other=0.0)
+            xs = tl.load(x_ptr + k + cols)
+        else:
+            col_mask = k + cols < in_features
+            w = tl.load(weight_tile + k, mask=row_mask & col_mask[None, :], other=0.0)
+            xs = tl.load(x_ptr + k + cols, mask=col_mask, other=0.0)
+        acc += w.to(tl.float32) * xs.to(tl.float32)[None, :]
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     _finish_tile(
         y[:, None], rows, tl.arange(0, 1), split, 1, out_features, num_splits,
@@ -236,12 +209,10 @@ def _split_sum_kernel(
     num_splits,
     HAS_BIAS: tl.constexpr,
     BLOCK: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
     token = tl.program_id(1)
     cols = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = cols < out_features
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
     acc = tl.zeros([BLOCK], dtype=tl.float32)
     for split in range(0, num_splits):
         row = (split * num_tokens + token).to(tl.int64) * out_features
@@ -290,8 +261,7 @@ def gemv(
     bias_arg = bias if bias is not None else weight
     grid = (triton.cdiv(out_features, config.block_n), num_splits)
     even_k = in_features % config.block_k == 0
-    chained = dependent_launch_options(x.device)
-    launch = {"num_warps": config.num_warps, "num_stages": config.num_stages, **chained}
+    launch = {"num_warps": config.num_warps, "num_stages": config.num_stages}
     if config.kernel == "dot":
         _gemv_dot_kernel[grid](
             x, weight, bias_arg, out, partial,
@@ -310,6 +280,6 @@ def gemv(
     if num_splits > 1:
         _split_sum_kernel[(triton.cdiv(out_features, SUM_BLOCK), num_tokens)](
             partial, bias_arg, out, num_tokens, out_features, out.stride(0), num_splits,
-            HAS_BIAS=has_bias, BLOCK=SUM_BLOCK, num_warps=4, **chained,
+            HAS_BIAS=has_bias, BLOCK=SUM_BLOCK, num_warps=4,
         )  # fmt: skip
     return out

@@ -37,40 +37,9 @@ import torch
 import triton
 import triton.language as tl
 
-from tenon.plugins.ops.triton_kernels.gemv import GEMV_DTYPES, GemvConfig, weight_tile_at
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
+from tenon.plugins.ops.triton_kernels.gemv import GEMV_DTYPES, GemvConfig
 
 FUSED_DTYPES = (*GEMV_DTYPES, torch.float32)
-
-
-@triton.jit
-def _normed_step(
-    k, w, acc, squares, x_ptr, residual_ptr, norm_weight_ptr, h_ptr, cols, in_features,
-    h_columns, HAS_RESIDUAL: tl.constexpr, EVEN_K: tl.constexpr,
-):  # fmt: skip
-    """One BLOCK_K step of `_gemv_rms_norm_kernel` over the weight tile `w` at column k:
-    returns (acc, squares) with this tile's products and squares added."""
-    act_dtype = x_ptr.dtype.element_ty
-    if EVEN_K:
-        h = tl.load(x_ptr + k + cols).to(tl.float32)
-        norm_weight = tl.load(norm_weight_ptr + k + cols)
-        if HAS_RESIDUAL:
-            h += tl.load(residual_ptr + k + cols).to(tl.float32)
-    else:
-        col_mask = k + cols < in_features
-        h = tl.load(x_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
-        norm_weight = tl.load(norm_weight_ptr + k + cols, mask=col_mask, other=0.0)
-        if HAS_RESIDUAL:
-            h += tl.load(residual_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
-    if HAS_RESIDUAL:
-        # The sum in the activation dtype, as the rms_norm kernel (and HF) round it.
-        rounded = h.to(act_dtype)
-        tl.store(h_ptr + k + cols, rounded, mask=k + cols < h_columns)
-        h = rounded.to(tl.float32)
-    squares += h * h
-    acc += w.to(tl.float32) * (h * norm_weight.to(tl.float32))[None, :]
-    return acc, squares
 
 
 @triton.jit
@@ -90,51 +59,42 @@ def _gemv_rms_norm_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     STAGES: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_K)
     row_mask = (rows < out_features)[:, None]
     weight_tile = weight_ptr + rows.to(tl.int64)[:, None] * weight_row_stride + cols[None, :]
+    act_dtype = x_ptr.dtype.element_ty
     # Program 0 stores h: a mask bound rather than a branch, so the pipelined loop stays one
     # basic block (the other programs' stores are all masked off).
     h_columns = tl.where(tl.program_id(0) == 0, in_features, 0)
-    # The first weight tile is loaded before waiting for the kernel before this one
-    # (`dependent_launch`); the loop starts at the second.
-    w = weight_tile_at(weight_tile, 0, row_mask, cols, in_features, EVEN_K)
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
-    acc, squares = _normed_step(
-        0, w, tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32), tl.zeros([BLOCK_K], dtype=tl.float32),
-        x_ptr, residual_ptr, norm_weight_ptr, h_ptr, cols, in_features, h_columns,
-        HAS_RESIDUAL, EVEN_K,
-    )  # fmt: skip
-    for k in tl.range(BLOCK_K, in_features, BLOCK_K, num_stages=STAGES):
-        w = weight_tile_at(weight_tile, k, row_mask, cols, in_features, EVEN_K)
-        acc, squares = _normed_step(
-            k, w, acc, squares, x_ptr, residual_ptr, norm_weight_ptr, h_ptr, cols, in_features,
-            h_columns, HAS_RESIDUAL, EVEN_K,
-        )  # fmt: skip
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    squares = tl.zeros([BLOCK_K], dtype=tl.float32)
+    for k in tl.range(0, in_features, BLOCK_K, num_stages=STAGES):
+        if EVEN_K:
+            w = tl.load(weight_tile + k, mask=row_mask, other=0.0)
+            h = tl.load(x_ptr + k + cols).to(tl.float32)
+            norm_weight = tl.load(norm_weight_ptr + k + cols)
+            if HAS_RESIDUAL:
+                h += tl.load(residual_ptr + k + cols).to(tl.float32)
+        else:
+            col_mask = k + cols < in_features
+            w = tl.load(weight_tile + k, mask=row_mask & col_mask[None, :], other=0.0)
+            h = tl.load(x_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
+            norm_weight = tl.load(norm_weight_ptr + k + cols, mask=col_mask, other=0.0)
+            if HAS_RESIDUAL:
+                h += tl.load(residual_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
+        if HAS_RESIDUAL:
+            # The sum in the activation dtype, as the rms_norm kernel (and HF) round it.
+            rounded = h.to(act_dtype)
+            tl.store(h_ptr + k + cols, rounded, mask=k + cols < h_columns)
+            h = rounded.to(tl.float32)
+        squares += h * h
+        acc += w.to(tl.float32) * (h * norm_weight.to(tl.float32))[None, :]
     variance = tl.sum(squares, axis=0) / in_features
     scale = tl.math.div_rn(1.0, tl.sqrt_rn(variance + eps))
     y = tl.sum(acc, axis=1) * scale  # [BLOCK_N]
     tl.store(out_ptr + rows, y.to(out_ptr.dtype.element_ty), mask=rows < out_features)
-
-
-@triton.jit
-def _silu_and_mul_at(x_ptr, k, cols, in_features, EVEN_K: tl.constexpr):
-    """silu(gate) * up at columns k + cols, as float32, with `_silu_and_mul_kernel`'s formula
-    and its two roundings to the activation dtype. Masked columns give 0 * 0, as the GEMV's
-    masked x does, so the sums match it term for term."""
-    act_dtype = x_ptr.dtype.element_ty
-    if EVEN_K:
-        gate = tl.load(x_ptr + k + cols).to(tl.float32)
-        up = tl.load(x_ptr + in_features + k + cols).to(tl.float32)
-    else:
-        col_mask = k + cols < in_features
-        gate = tl.load(x_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
-        up = tl.load(x_ptr + in_features + k + cols, mask=col_mask, other=0.0).to(tl.float32)
-    activated = (gate / (1.0 + tl.exp(-gate))).to(act_dtype).to(tl.float32)
-    return (activated * up).to(act_dtype).to(tl.float32)
 
 
 @triton.jit
@@ -149,19 +109,28 @@ def _gemv_silu_and_mul_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     STAGES: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     cols = tl.arange(0, BLOCK_K)
     row_mask = (rows < out_features)[:, None]
     weight_tile = weight_ptr + rows.to(tl.int64)[:, None] * weight_row_stride + cols[None, :]
-    # As in `_gemv_fma_kernel`: the first weight tile before the wait, the loop from the second.
-    w = weight_tile_at(weight_tile, 0, row_mask, cols, in_features, EVEN_K)
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
-    acc = w.to(tl.float32) * _silu_and_mul_at(x_ptr, 0, cols, in_features, EVEN_K)[None, :]
-    for k in tl.range(BLOCK_K, in_features, BLOCK_K, num_stages=STAGES):
-        w = weight_tile_at(weight_tile, k, row_mask, cols, in_features, EVEN_K)
-        acc += w.to(tl.float32) * _silu_and_mul_at(x_ptr, k, cols, in_features, EVEN_K)[None, :]
+    act_dtype = x_ptr.dtype.element_ty
+    acc = tl.zeros([BLOCK_N, BLOCK_K], dtype=tl.float32)
+    for k in tl.range(0, in_features, BLOCK_K, num_stages=STAGES):
+        if EVEN_K:
+            w = tl.load(weight_tile + k, mask=row_mask, other=0.0)
+            gate = tl.load(x_ptr + k + cols).to(tl.float32)
+            up = tl.load(x_ptr + in_features + k + cols).to(tl.float32)
+        else:
+            col_mask = k + cols < in_features
+            w = tl.load(weight_tile + k, mask=row_mask & col_mask[None, :], other=0.0)
+            gate = tl.load(x_ptr + k + cols, mask=col_mask, other=0.0).to(tl.float32)
+            up = tl.load(x_ptr + in_features + k + cols, mask=col_mask, other=0.0).to(tl.float32)
+        # `_silu_and_mul_kernel`'s formula and roundings; masked columns give 0 * 0, as the
+        # GEMV's masked x does, so the sums match it term for term.
+        activated = (gate / (1.0 + tl.exp(-gate))).to(act_dtype).to(tl.float32)
+        a = (activated * up).to(act_dtype).to(tl.float32)
+        acc += w.to(tl.float32) * a[None, :]
     y = tl.sum(acc, axis=1)  # [BLOCK_N]
     tl.store(out_ptr + rows, y.to(out_ptr.dtype.element_ty), mask=rows < out_features)
 
@@ -204,7 +173,6 @@ def gemv_rms_norm(
         HAS_RESIDUAL=residual is not None, EVEN_K=in_features % config.block_k == 0,
         BLOCK_N=config.block_n, BLOCK_K=config.block_k, STAGES=config.num_stages,
         num_warps=config.num_warps, num_stages=config.num_stages,
-        **dependent_launch_options(x.device),
     )  # fmt: skip
     return out, h
 
@@ -226,7 +194,6 @@ def gemv_silu_and_mul(
         EVEN_K=in_features % config.block_k == 0,
         BLOCK_N=config.block_n, BLOCK_K=config.block_k, STAGES=config.num_stages,
         num_warps=config.num_warps, num_stages=config.num_stages,
-        **dependent_launch_options(x.device),
     )  # fmt: skip
     return out
 

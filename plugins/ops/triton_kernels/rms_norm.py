@@ -25,8 +25,6 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.ops.triton_kernels.launch import num_warps_for
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
 
 MAX_SINGLE_PASS_ELEMENTS = 16384
 CHUNK_ELEMENTS = 4096
@@ -46,9 +44,7 @@ def _rms_norm_kernel(
     HAS_RESIDUAL: tl.constexpr,
     BLOCK_SIZE: tl.constexpr,
     SINGLE_PASS: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
     row = tl.program_id(0).to(tl.int64)
     x_row = x_ptr + row * x_row_stride
     residual_row = residual_ptr + row * residual_row_stride
@@ -148,7 +144,6 @@ def _launch(
         num_warps=num_warps_for(
             block_size, rows.element_size(), vectors_per_thread=2, max_warps=16
         ),
-        **dependent_launch_options(rows.device),
     )  # fmt: skip
 
 

@@ -29,8 +29,6 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.ops.triton_kernels.launch import num_warps_for
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
 
 TILE_BYTES = 2048  # of each half per program: two 16-byte vectors per thread at 4 warps
 
@@ -49,9 +47,7 @@ def _rotary_kernel(
     half_rotary_dim,
     BLOCK_HEADS: tl.constexpr,
     BLOCK_HALF: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
     token = tl.program_id(0).to(tl.int64)
     head_ids = tl.program_id(1) * BLOCK_HEADS + tl.arange(0, BLOCK_HEADS)
     cols = tl.arange(0, BLOCK_HALF)
@@ -149,5 +145,4 @@ def _launch(
             max_warps=4,
         ),
         enable_fp_fusion=False,  # no fused multiply-add: float32 rounds as the reference does
-        **dependent_launch_options(heads.device),
     )  # fmt: skip

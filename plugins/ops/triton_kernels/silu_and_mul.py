@@ -16,8 +16,6 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.ops.triton_kernels.launch import num_warps_for
-from tenon.plugins.triton_support.dependent_launch import dependent_launch_options
-from tenon.plugins.triton_support.gdc import start_dependents_then_wait
 
 BLOCK_BYTES = 4096  # of each input per program: two 16-byte vectors per thread at 4 warps
 
@@ -30,9 +28,7 @@ def _silu_and_mul_kernel(
     out_row_stride,
     intermediate_size,
     BLOCK_SIZE: tl.constexpr,
-    DEPENDENT_LAUNCH: tl.constexpr,
 ):
-    start_dependents_then_wait(DEPENDENT_LAUNCH)
     token = tl.program_id(0).to(tl.int64)
     cols = tl.program_id(1) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
     mask = cols < intermediate_size
@@ -66,6 +62,5 @@ def silu_and_mul(
             num_warps=num_warps_for(
                 block_size, x.element_size(), vectors_per_thread=2, max_warps=4
             ),
-            **dependent_launch_options(x.device),
         )  # fmt: skip
     return out.view(*x.shape[:-1], intermediate_size)
