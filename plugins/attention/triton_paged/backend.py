@@ -25,6 +25,7 @@ import torch
 from tenon.plugins.attention.triton_paged.decode_kernel import decode_attention
 from tenon.plugins.attention.triton_paged.launch_config import (
     MAX_NUM_SPLITS,
+    decode_low_latency,
     decode_num_splits,
     decode_tiles,
     prefill_tiles,
@@ -40,14 +41,22 @@ from tenon.spec.attention import (
 
 
 class TritonPagedAttentionBackend(AttentionBackend):
-    """Paged attention in Triton kernels; `num_splits` fixes the decode split count (tests)."""
+    """Paged attention in Triton kernels; `num_splits` fixes the decode split count and
+    `low_latency` the decode loop (`launch_config.decode_low_latency`), for tests."""
 
-    def __init__(self, config: AttentionBackendConfig, *, num_splits: int | None = None) -> None:
+    def __init__(
+        self,
+        config: AttentionBackendConfig,
+        *,
+        num_splits: int | None = None,
+        low_latency: bool | None = None,
+    ) -> None:
         super().__init__(config)
         if num_splits is not None and not 1 <= num_splits <= MAX_NUM_SPLITS:
             raise ValueError(f"num_splits must be within 1..{MAX_NUM_SPLITS}, got {num_splits}")
         self.device = torch.device(config.device)
         self.fixed_num_splits = num_splits
+        self.fixed_low_latency = low_latency
         # ROCm builds of torch report their GPUs as "cuda" devices too.
         self.num_sms = (
             torch.cuda.get_device_properties(self.device).multi_processor_count
@@ -136,6 +145,11 @@ class TritonPagedAttentionBackend(AttentionBackend):
             (self._partials, self._lses, self._arrivals),
             num_reqs=num_reqs,
             num_splits=num_splits,
+            low_latency=(
+                decode_low_latency(max(num_reqs, query.shape[0]))
+                if self.fixed_low_latency is None
+                else self.fixed_low_latency
+            ),
             scale=layer.scale,
             sliding_window=layer.sliding_window,
             soft_cap=layer.logits_soft_cap,

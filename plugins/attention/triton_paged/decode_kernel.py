@@ -22,7 +22,8 @@ seq_len (and so every range) is read on the device inside the kernel, so the lau
 depends only on the request count, and a split past the end of a short sequence does nothing.
 With one split the program writes the output row; with several, the last split to finish
 merges them (`split_merge`); a sequence uses only cdiv(its keys, MIN_SPLIT_KEYS) of the
-splits, the others exit at once. Padding requests (seq_len 0) get zeros, and so do rows past
+splits, the others exit at once, and in a LOW_LATENCY launch (a few rows, as in decode-1) one
+split up to SINGLE_SPLIT_KEYS keys. Padding requests (seq_len 0) get zeros, and so do rows past
 query_start_loc[num_reqs] (rows of no request), so every element of the output is written.
 """
 
@@ -34,6 +35,7 @@ import triton.language as tl
 
 from tenon.plugins.attention.triton_paged.launch_config import (
     MIN_KEYS_PER_SPLIT,
+    SINGLE_SPLIT_KEYS,
     DecodeTiles,
     merge_splits_per_load,
     next_power_of_2,
@@ -54,6 +56,40 @@ def _zero_padding_row(
         pointers = output_ptr + row * output_stride_token + heads[:, None] * output_stride_head
         zeros = tl.zeros(mask.shape, dtype=output_ptr.dtype.element_ty)
         tl.store(pointers + dims[None, :], zeros, mask=mask)
+
+
+@triton.jit
+def _tile_pages(
+    block_table_row, tile_start, split_end, key_lo, BLOCK_N: tl.constexpr,
+    BLOCK_SIZE: tl.constexpr, USE_WINDOW: tl.constexpr,
+):  # fmt: skip
+    """The page of each key of the tile at tile_start ([BLOCK_N]); keys outside the split (or
+    the window) read the null block (always there) instead of a masked K/V load."""
+    keys = tile_start + tl.arange(0, BLOCK_N)
+    key_mask = keys < split_end
+    if USE_WINDOW:
+        key_mask = key_mask & (keys >= key_lo)
+    return tl.load(block_table_row + keys // BLOCK_SIZE, mask=key_mask, other=0)
+
+
+@triton.jit
+def _softmax_step(
+    query, key, keys, split_end, key_lo, max_score, denominator, scale, soft_cap,
+    USE_WINDOW: tl.constexpr, SOFT_CAP: tl.constexpr, DOT_IEEE: tl.constexpr,
+):  # fmt: skip
+    """The online softmax over one tile of keys `keys` ([BLOCK_N]) with K rows `key`: returns
+    (new max, rescale of the old accumulator, probabilities [GROUP_ROWS, BLOCK_N], denominator)."""
+    key_mask = keys < split_end
+    if USE_WINDOW:
+        key_mask = key_mask & (keys >= key_lo)
+    # scores: [GROUP_ROWS, BLOCK_N]. Rows stay finite: split 0 starts from the newest key, and
+    # every tile of a later split begins with a visible key.
+    scores = scaled_scores(tile_dot(query, tl.trans(key), DOT_IEEE), scale, soft_cap, SOFT_CAP)
+    scores = tl.where(key_mask[None, :], scores, float("-inf"))
+    new_max = tl.maximum(max_score, tl.max(scores, 1))
+    rescale = tl.exp2(max_score - new_max)
+    probs = tl.exp2(scores - new_max[:, None])
+    return new_max, rescale, probs, denominator * rescale + tl.sum(probs, 1)
 
 
 # The counts change every eager step; no recompilation per value class (see the prefill kernel).
@@ -98,6 +134,8 @@ def _decode_kernel(
     USE_WINDOW: tl.constexpr,
     SPLIT: tl.constexpr,  # several splits: publish partials, the last split merges
     MIN_SPLIT_KEYS: tl.constexpr,  # a sequence uses at most cdiv(its keys, this) of the splits
+    SINGLE_SPLIT_KEYS: tl.constexpr,  # ... and one split up to this many keys
+    LOW_LATENCY: tl.constexpr,  # few programs: the hand-pipelined loop (see the loop)
     SPLIT_ROWS: tl.constexpr,  # num_splits padded to a power of two
     MERGE_SPLITS: tl.constexpr,  # splits the merge loads at once
     SOFT_CAP: tl.constexpr,
@@ -113,6 +151,12 @@ def _decode_kernel(
     heads = kv_head * GROUP_SIZE + group  # [GROUP_ROWS] query heads of this KV head
     dims = tl.arange(0, HEAD_ROWS)
     dim_mask = dims < HEAD_SIZE
+    # Round trip 1: every index this program needs, loaded together (a request past num_reqs
+    # is a padding row of the launch: its loads are masked off).
+    live = request < num_reqs
+    query_start = tl.load(query_start_loc_ptr + request, mask=live, other=0)
+    query_end = tl.load(query_start_loc_ptr + request + 1, mask=live, other=0)
+    seq_len = tl.load(seq_lens_ptr + request, mask=live, other=0)
     if split == 0:
         if request < num_tokens:
             write_token_kv(
@@ -128,11 +172,9 @@ def _decode_kernel(
         )  # fmt: skip
     if request >= num_reqs:
         return
-    query_end = tl.load(query_start_loc_ptr + request + 1)
-    if query_end == tl.load(query_start_loc_ptr + request):
+    if query_end == query_start:
         return  # a request without a query row this step
     row = (query_end - 1).to(tl.int64)
-    seq_len = tl.load(seq_lens_ptr + request)
 
     # The keys this split attends to; tiles start on multiples of BLOCK_N (whole pages).
     key_lo = 0
@@ -145,12 +187,21 @@ def _decode_kernel(
     active_splits = tl.minimum(
         num_splits, tl.maximum(tl.cdiv(seq_len - range_start, MIN_SPLIT_KEYS), 1)
     )
+    if seq_len - range_start <= SINGLE_SPLIT_KEYS:
+        active_splits = 1
     if split >= active_splits:
         return
     chunk = tl.cdiv(tl.cdiv(seq_len - range_start, active_splits), BLOCK_N) * BLOCK_N
     split_start = range_start + split * chunk
     split_end = tl.minimum(split_start + chunk, seq_len - 1)  # the newest key: from `key`
 
+    # Round trip 2: (LOW_LATENCY) the first tile's pages, the query rows and (split 0) the
+    # newest key/value.
+    block_table_row = block_table_ptr + request.to(tl.int64) * block_table_stride
+    if LOW_LATENCY:
+        pages = _tile_pages(
+            block_table_row, split_start, split_end, key_lo, BLOCK_N, BLOCK_SIZE, USE_WINDOW
+        )  # fmt: skip
     query_mask = head_mask[:, None] & dim_mask[None, :]
     query = tl.load(
         query_ptr + row * query_stride_token + heads[:, None] * query_stride_head + dims[None, :],
@@ -175,36 +226,57 @@ def _decode_kernel(
         denominator = tl.full([GROUP_ROWS], 1.0, dtype=tl.float32)
         accumulator = accumulator + newest_value.to(tl.float32)[None, :]
 
-    block_table_row = block_table_ptr + request.to(tl.int64) * block_table_stride
     kv_head_ptr = kv_ptr + kv_head.to(tl.int64) * kv_stride_head
-    for tile_start in range(split_start, split_end, BLOCK_N):
-        keys = tile_start + tl.arange(0, BLOCK_N)
-        key_mask = keys < split_end
-        if USE_WINDOW:
-            key_mask = key_mask & (keys >= key_lo)
-        # Keys past the range read the null block (always there) instead of a masked load.
-        pages = tl.load(block_table_row + keys // BLOCK_SIZE, mask=key_mask, other=0)
-        offsets = (
-            pages.to(tl.int64)[:, None] * kv_stride_block
-            + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
-            + dims[None, :]
-        )  # [BLOCK_N, HEAD_ROWS]
-        key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
-        # scores: [GROUP_ROWS, BLOCK_N]. Rows stay finite: split 0 starts from the newest key,
-        # and every tile of a later split begins with a visible key.
-        scores = scaled_scores(tile_dot(query, tl.trans(key), DOT_IEEE), scale, soft_cap, SOFT_CAP)
-        scores = tl.where(key_mask[None, :], scores, float("-inf"))
-        new_max = tl.maximum(max_score, tl.max(scores, 1))
-        rescale = tl.exp2(max_score - new_max)
-        probs = tl.exp2(scores - new_max[:, None])
-        denominator = denominator * rescale + tl.sum(probs, 1)
-        value = tl.load(
-            kv_head_ptr + kv_stride_component + offsets, mask=dim_mask[None, :], other=0.0
-        )
-        accumulator = accumulator * rescale[:, None] + tile_dot(
-            probs.to(value.dtype), value, DOT_IEEE
-        )
-        max_score = new_max
+    if LOW_LATENCY:
+        # One round trip a tile: its K and V are loaded together, and the next tile's pages
+        # while they are in flight (the first tile's went with the query). Faster where a few
+        # programs wait on memory latency; with many programs Triton's own pipelining (the
+        # other loop) keeps more bytes in flight.
+        for tile_start in range(split_start, split_end, BLOCK_N):
+            keys = tile_start + tl.arange(0, BLOCK_N)
+            offsets = (
+                pages.to(tl.int64)[:, None] * kv_stride_block
+                + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
+                + dims[None, :]
+            )  # [BLOCK_N, HEAD_ROWS]
+            key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
+            value = tl.load(
+                kv_head_ptr + kv_stride_component + offsets, mask=dim_mask[None, :], other=0.0
+            )
+            pages = _tile_pages(
+                block_table_row, tile_start + BLOCK_N, split_end, key_lo, BLOCK_N, BLOCK_SIZE,
+                USE_WINDOW,
+            )  # fmt: skip
+            max_score, rescale, probs, denominator = _softmax_step(
+                query, key, keys, split_end, key_lo, max_score, denominator, scale, soft_cap,
+                USE_WINDOW, SOFT_CAP, DOT_IEEE,
+            )  # fmt: skip
+            accumulator = accumulator * rescale[:, None] + tile_dot(
+                probs.to(value.dtype), value, DOT_IEEE
+            )
+    else:
+        for tile_start in range(split_start, split_end, BLOCK_N):
+            keys = tile_start + tl.arange(0, BLOCK_N)
+            # Keys past the range read the null block (always there) instead of a masked load.
+            pages = _tile_pages(
+                block_table_row, tile_start, split_end, key_lo, BLOCK_N, BLOCK_SIZE, USE_WINDOW
+            )  # fmt: skip
+            offsets = (
+                pages.to(tl.int64)[:, None] * kv_stride_block
+                + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
+                + dims[None, :]
+            )  # [BLOCK_N, HEAD_ROWS]
+            key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
+            max_score, rescale, probs, denominator = _softmax_step(
+                query, key, keys, split_end, key_lo, max_score, denominator, scale, soft_cap,
+                USE_WINDOW, SOFT_CAP, DOT_IEEE,
+            )  # fmt: skip
+            value = tl.load(
+                kv_head_ptr + kv_stride_component + offsets, mask=dim_mask[None, :], other=0.0
+            )
+            accumulator = accumulator * rescale[:, None] + tile_dot(
+                probs.to(value.dtype), value, DOT_IEEE
+            )
 
     empty = denominator == 0.0  # a padding request, or a split past the end of the sequence
     output = accumulator / tl.where(empty, 1.0, denominator)[:, None]
@@ -240,6 +312,7 @@ def decode_attention(
     *,
     num_reqs: int,
     num_splits: int,
+    low_latency: bool,
     scale: float,
     sliding_window: int | None,
     soft_cap: float | None,
@@ -247,7 +320,9 @@ def decode_attention(
 ) -> None:
     """Write this step's K/V rows and attend, into `output`, in one launch. `scratch` holds the
     float32 partials and lses and the int32 arrival counters (zeros), flat and large enough,
-    when num_splits > 1."""
+    when num_splits > 1. `low_latency` picks the loop for a few rows
+    (`launch_config.decode_low_latency`): K and V of a tile loaded together, the next pages
+    prefetched, and one split for a sequence of up to SINGLE_SPLIT_KEYS keys."""
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads, block_size = kv_layer.shape[3], kv_layer.shape[2]
     if key.stride(-1) != 1:
@@ -273,6 +348,8 @@ def decode_attention(
         USE_WINDOW=sliding_window is not None,
         SPLIT=num_splits > 1,
         MIN_SPLIT_KEYS=MIN_KEYS_PER_SPLIT,
+        SINGLE_SPLIT_KEYS=SINGLE_SPLIT_KEYS if low_latency else 0,
+        LOW_LATENCY=low_latency,
         SPLIT_ROWS=next_power_of_2(num_splits),
         MERGE_SPLITS=merge_splits_per_load(num_splits, tiles.head_rows),
         SOFT_CAP=soft_cap is not None,

@@ -12,6 +12,13 @@ import attrs
 MAX_NUM_SPLITS = 64
 # A split shorter than this saves less in the decode kernel than its share of the reduction costs.
 MIN_KEYS_PER_SPLIT = 128
+# Launches of at most this many rows (decode-1 and other tiny batches) are latency-bound: their
+# programs load K and V of a tile together and prefetch the next tile's pages by hand, and a
+# sequence of up to SINGLE_SPLIT_KEYS keys takes one split (merging splits costs a few
+# microseconds of atomics and reloads, more than the loop it shortens). Measured on an H200,
+# llama-3.1-8b layer, bf16 (`results/decode-attention-h200.json`).
+LOW_LATENCY_MAX_ROWS = 4
+SINGLE_SPLIT_KEYS = 512
 # Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
 PROGRAMS_PER_SM = 2
 # float32 partial elements the split merge loads at once for one head (64 registers a thread at
@@ -107,6 +114,12 @@ def decode_num_splits(
     wanted = cdiv(PROGRAMS_PER_SM * num_sms, max(1, num_reqs * num_kv_heads))
     by_length = cdiv(max_model_len, MIN_KEYS_PER_SPLIT)
     return max(1, min(wanted, by_length, MAX_NUM_SPLITS))
+
+
+def decode_low_latency(num_rows: int) -> bool:
+    """Whether a decode launch of `num_rows` rows (requests, or padded tokens) takes the
+    latency-bound loop and one split per sequence of up to SINGLE_SPLIT_KEYS keys."""
+    return num_rows <= LOW_LATENCY_MAX_ROWS
 
 
 def merge_splits_per_load(num_splits: int, head_rows: int) -> int:

@@ -17,6 +17,8 @@ import pytest
 
 from tenon.plugins.attention.triton_paged.backend import TritonPagedAttentionBackend
 from tenon.plugins.attention.triton_paged.launch_config import (
+    LOW_LATENCY_MAX_ROWS,
+    decode_low_latency,
     decode_num_splits,
     decode_tiles,
     prefill_tiles,
@@ -65,8 +67,9 @@ class TestTritonOnCuda(AttentionBackendConformance):
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
 @pytest.mark.parametrize("heads", GQA_SHAPES, ids=lambda h: f"{h[0]}x{h[1]}")
 @pytest.mark.parametrize("num_splits", [1, 5])
+@pytest.mark.parametrize("low_latency", [False, True], ids=["pipelined", "low-latency"])
 def test_decode_with_splits_matches_reference(
-    device: str, dtype: str, heads: tuple[int, int], num_splits: int
+    device: str, dtype: str, heads: tuple[int, int], num_splits: int, low_latency: bool
 ) -> None:
     # Lengths off the block size, one past a tile of 64, one shorter than the splits, and one
     # long enough (700 keys, 128 a split) to use all five splits of the launch.
@@ -78,12 +81,16 @@ def test_decode_with_splits_matches_reference(
         device=device,
         dtype=dtype,
         num_splits=num_splits,
+        low_latency=low_latency,  # low-latency: one split up to 512 keys, five for 700
         seed=20,
     )
 
 
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
-def test_decode_sliding_window_and_padded_head_size(device: str, dtype: str) -> None:
+@pytest.mark.parametrize("low_latency", [False, True], ids=["pipelined", "low-latency"])
+def test_decode_sliding_window_and_padded_head_size(
+    device: str, dtype: str, low_latency: bool
+) -> None:
     # The window starts mid-tile; head size 80 pads to 128 inside the kernel.
     compare(
         make_layer(num_heads=8, num_kv_heads=2, head_size=80, sliding_window=24),
@@ -92,14 +99,16 @@ def test_decode_sliding_window_and_padded_head_size(device: str, dtype: str) -> 
         device=device,
         dtype=dtype,
         num_splits=4,
+        low_latency=low_latency,
         seed=21,
     )
 
 
 @pytest.mark.parametrize("device,dtype", DEVICE_DTYPES)
 @pytest.mark.parametrize("num_splits", [1, 3])
+@pytest.mark.parametrize("low_latency", [False, True], ids=["pipelined", "low-latency"])
 def test_decode_padding_requests_and_rows_are_zero(
-    device: str, dtype: str, num_splits: int
+    device: str, dtype: str, num_splits: int, low_latency: bool
 ) -> None:
     # Two real decodes, a request without a row this step, two padding requests, two stray rows.
     compare(
@@ -109,6 +118,7 @@ def test_decode_padding_requests_and_rows_are_zero(
         device=device,
         dtype=dtype,
         num_splits=num_splits,
+        low_latency=low_latency,
         pad=with_padding(num_padding_reqs=2, num_padding_rows=2),
         seed=22,
     )
@@ -167,10 +177,11 @@ def test_logits_soft_cap_in_prefill_and_split_decode(device: str, dtype: str) ->
     layer = attrs.evolve(make_layer(num_heads=8, num_kv_heads=2, head_size=64), scale=1.5)
     layer = attrs.evolve(layer, logits_soft_cap=2.0)
     compare(layer, query_lens=[6, 1, 20], seq_lens=[6, 20, 90], device=device, dtype=dtype, seed=26)
-    compare(
-        layer, query_lens=[1, 1], seq_lens=[20, 150], device=device, dtype=dtype, num_splits=3,
-        seed=30,
-    )  # fmt: skip
+    for low_latency in (False, True):  # three splits merged; one split
+        compare(
+            layer, query_lens=[1, 1], seq_lens=[20, 150], device=device, dtype=dtype,
+            num_splits=3, low_latency=low_latency, seed=30,
+        )  # fmt: skip
 
 
 # --- Launch choices and registration -----------------------------------------------------------
@@ -188,6 +199,12 @@ def test_split_count_follows_static_sizes_only() -> None:
     assert decode_num_splits(num_reqs=1, num_kv_heads=8, max_model_len=256, num_sms=132) == 2
     assert decode_num_splits(num_reqs=1, num_kv_heads=1, max_model_len=1 << 20, num_sms=132) == 64
     assert decode_num_splits(num_reqs=1, num_kv_heads=8, max_model_len=4096, num_sms=None) == 1
+
+
+def test_low_latency_decode_is_for_a_few_rows() -> None:
+    # decode-1 and batches up to LOW_LATENCY_MAX_ROWS take the latency-bound loop.
+    assert [decode_low_latency(rows) for rows in (1, 4, 5, 64)] == [True, True, False, False]
+    assert LOW_LATENCY_MAX_ROWS == 4
 
 
 def test_tiles_fit_tensor_cores_and_pad_head_sizes() -> None:

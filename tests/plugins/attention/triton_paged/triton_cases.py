@@ -57,6 +57,7 @@ def compare(
     dtype: str,
     block_size: int = 16,
     num_splits: int | None = None,
+    low_latency: bool | None = None,
     causal: bool = True,
     seed: int = 0,
     pad: Callable[[AttentionMetadata], AttentionMetadata] | None = None,
@@ -86,7 +87,7 @@ def compare(
         backend_config(block_size, 2, device=device, dtype=dtype), max_model_len=max_model_len
     )
     if backend is None:
-        backend = PoisonedBackend(config, num_splits=num_splits)
+        backend = PoisonedBackend(config, num_splits=num_splits, low_latency=low_latency)
     cache, reference_cache = case.kv_cache.clone(), case.kv_cache.clone()
     backend.prepare(metadata)
     output = backend.forward(layer, query, key, value, cache[:, 1], metadata)
