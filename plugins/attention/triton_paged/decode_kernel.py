@@ -34,8 +34,6 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.attention.triton_paged.launch_config import (
-    LOW_LATENCY_NUM_STAGES,
-    LOW_LATENCY_NUM_WARPS,
     MIN_KEYS_PER_SPLIT,
     SINGLE_SPLIT_KEYS,
     DecodeTiles,
@@ -72,23 +70,6 @@ def _tile_pages(
     if USE_WINDOW:
         key_mask = key_mask & (keys >= key_lo)
     return tl.load(block_table_row + keys // BLOCK_SIZE, mask=key_mask, other=0)
-
-
-@triton.jit
-def _tile_kv(
-    kv_head_ptr, pages, tile_start, dims, dim_mask, kv_stride_block, kv_stride_component,
-    kv_stride_offset, BLOCK_N: tl.constexpr, BLOCK_SIZE: tl.constexpr,
-):  # fmt: skip
-    """K and V rows [BLOCK_N, HEAD_ROWS] of the tile at tile_start whose keys sit in `pages`."""
-    keys = tile_start + tl.arange(0, BLOCK_N)
-    offsets = (
-        pages.to(tl.int64)[:, None] * kv_stride_block
-        + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
-        + dims[None, :]
-    )  # [BLOCK_N, HEAD_ROWS]
-    key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
-    value = tl.load(kv_head_ptr + kv_stride_component + offsets, mask=dim_mask[None, :], other=0.0)
-    return key, value
 
 
 @triton.jit
@@ -247,27 +228,25 @@ def _decode_kernel(
 
     kv_head_ptr = kv_ptr + kv_head.to(tl.int64) * kv_stride_head
     if LOW_LATENCY:
-        # Pipelined by hand for a few programs waiting on memory latency: tile i + 1's K and V
-        # and tile i + 2's pages are in flight while tile i is computed (the first tile's pages
-        # went with the query). Tiles past the split read the null block (pages of 0), which
-        # is always there. With many programs Triton's own pipelining (the other loop) keeps
-        # more bytes in flight.
-        key, value = _tile_kv(kv_head_ptr, pages, split_start, dims, dim_mask, kv_stride_block,
-                              kv_stride_component, kv_stride_offset, BLOCK_N, BLOCK_SIZE)
-        pages = _tile_pages(
-            block_table_row, split_start + BLOCK_N, split_end, key_lo, BLOCK_N, BLOCK_SIZE,
-            USE_WINDOW,
-        )  # fmt: skip
+        # One round trip a tile: its K and V are loaded together, and the next tile's pages
+        # while they are in flight (the first tile's went with the query). Faster where a few
+        # programs wait on memory latency; with many programs Triton's own pipelining (the
+        # other loop) keeps more bytes in flight.
         for tile_start in range(split_start, split_end, BLOCK_N):
-            next_key, next_value = _tile_kv(
-                kv_head_ptr, pages, tile_start + BLOCK_N, dims, dim_mask, kv_stride_block,
-                kv_stride_component, kv_stride_offset, BLOCK_N, BLOCK_SIZE,
-            )  # fmt: skip
-            pages = _tile_pages(
-                block_table_row, tile_start + 2 * BLOCK_N, split_end, key_lo, BLOCK_N,
-                BLOCK_SIZE, USE_WINDOW,
-            )  # fmt: skip
             keys = tile_start + tl.arange(0, BLOCK_N)
+            offsets = (
+                pages.to(tl.int64)[:, None] * kv_stride_block
+                + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
+                + dims[None, :]
+            )  # [BLOCK_N, HEAD_ROWS]
+            key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
+            value = tl.load(
+                kv_head_ptr + kv_stride_component + offsets, mask=dim_mask[None, :], other=0.0
+            )
+            pages = _tile_pages(
+                block_table_row, tile_start + BLOCK_N, split_end, key_lo, BLOCK_N, BLOCK_SIZE,
+                USE_WINDOW,
+            )  # fmt: skip
             max_score, rescale, probs, denominator = _softmax_step(
                 query, key, keys, split_end, key_lo, max_score, denominator, scale, soft_cap,
                 USE_WINDOW, SOFT_CAP, DOT_IEEE,
@@ -275,7 +254,6 @@ def _decode_kernel(
             accumulator = accumulator * rescale[:, None] + tile_dot(
                 probs.to(value.dtype), value, DOT_IEEE
             )
-            key, value = next_key, next_value
     else:
         for tile_start in range(split_start, split_end, BLOCK_N):
             keys = tile_start + tl.arange(0, BLOCK_N)
@@ -376,6 +354,6 @@ def decode_attention(
         MERGE_SPLITS=merge_splits_per_load(num_splits, tiles.head_rows),
         SOFT_CAP=soft_cap is not None,
         DOT_IEEE=query.dtype == torch.float32,
-        num_warps=LOW_LATENCY_NUM_WARPS if low_latency else tiles.num_warps,
-        num_stages=LOW_LATENCY_NUM_STAGES if low_latency else tiles.num_stages,
+        num_warps=tiles.num_warps,
+        num_stages=tiles.num_stages,
     )  # fmt: skip

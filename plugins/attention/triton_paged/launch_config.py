@@ -19,10 +19,6 @@ MIN_KEYS_PER_SPLIT = 128
 # llama-3.1-8b layer, bf16 (`results/decode-attention-h200.json`).
 LOW_LATENCY_MAX_ROWS = 4
 SINGLE_SPLIT_KEYS = 512
-# The low-latency loop holds two tiles of K and V in registers (its own pipelining), so it asks
-# Triton for no pipeline stages and spreads them over more warps.
-LOW_LATENCY_NUM_WARPS = 8
-LOW_LATENCY_NUM_STAGES = 1
 # Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
 PROGRAMS_PER_SM = 2
 # float32 partial elements the split merge loads at once for one head (64 registers a thread at
