@@ -37,6 +37,7 @@ from tenon.plugins.attention.triton_paged.launch_config import (
     MIN_KEYS_PER_SPLIT,
     SINGLE_SPLIT_KEYS,
     DecodeTiles,
+    low_latency_tiles,
     merge_splits_per_load,
     next_power_of_2,
 )
@@ -331,6 +332,8 @@ def decode_attention(
         value = value.contiguous()
     assert kv_layer.stride(-1) == 1, "the KV cache's head dimension must be contiguous"
     partials, lses, arrivals = scratch
+    if low_latency:
+        tiles = low_latency_tiles(tiles, query.element_size())
     _decode_kernel[(max(num_reqs, num_tokens), num_kv_heads, num_splits)](
         query, key, value, kv_layer, output, partials, lses, arrivals, query_start_loc,
         seq_lens, block_table, slot_mapping,

@@ -19,6 +19,10 @@ MIN_KEYS_PER_SPLIT = 128
 # llama-3.1-8b layer, bf16 (`results/decode-attention-h200.json`).
 LOW_LATENCY_MAX_ROWS = 4
 SINGLE_SPLIT_KEYS = 512
+# Its 16-bit tiles are longer (fewer round trips a split) where a K row is at most
+# WIDE_ROW_BYTES.
+LOW_LATENCY_BLOCK_N = 128
+LOW_LATENCY_NUM_WARPS = 4
 # Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
 PROGRAMS_PER_SM = 2
 # float32 partial elements the split merge loads at once for one head (64 registers a thread at
@@ -114,6 +118,17 @@ def decode_num_splits(
     wanted = cdiv(PROGRAMS_PER_SM * num_sms, max(1, num_reqs * num_kv_heads))
     by_length = cdiv(max_model_len, MIN_KEYS_PER_SPLIT)
     return max(1, min(wanted, by_length, MAX_NUM_SPLITS))
+
+
+def low_latency_tiles(tiles: DecodeTiles, element_bytes: int) -> DecodeTiles:
+    """The decode tiles of a low-latency launch (`decode_low_latency`)."""
+    if element_bytes != 2 or tiles.head_rows * element_bytes > WIDE_ROW_BYTES:
+        return tiles
+    return attrs.evolve(
+        tiles,
+        block_n=max(tiles.block_n, LOW_LATENCY_BLOCK_N),
+        num_warps=LOW_LATENCY_NUM_WARPS,
+    )
 
 
 def decode_low_latency(num_rows: int) -> bool:
