@@ -95,6 +95,21 @@ class AttentionBackendConfig:
     max_model_len: int
 
 
+@attrs.frozen(kw_only=True)
+class FusedRotary:
+    """The rotary embedding a backend applies inside its own kernels (`rotates_this_step`):
+    every query and key head rotated whole (rotary_dim == head_size) in the NeoX halves layout,
+    as `tenon.layers.ops_reference.rotate` does with these tables' rows at `positions`:
+
+        rotated = x * cos + roll(x, head_size / 2) * signed_sin    (each product and the sum
+                                                                    rounded to x's dtype)
+    """
+
+    positions: torch.Tensor  # int64 [num_tokens]
+    cos_cache: torch.Tensor  # [max_position, head_size], the activations' dtype
+    signed_sin_cache: torch.Tensor  # [max_position, head_size], first half negated
+
+
 class AttentionBackend(abc.ABC):
     """Computes attention over the paged KV cache. One instance per worker.
 
@@ -134,6 +149,25 @@ class AttentionBackend(abc.ABC):
         metadata: AttentionMetadata,
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
         """Write K/V for this step's tokens, then attend. See the class docstring."""
+
+    def rotates_this_step(self, layer: AttentionLayer, metadata: AttentionMetadata, dtype: torch.dtype) -> bool:
+        """Whether `forward_rotating` serves this step (saving the model's rotary kernel: one
+        launch a layer, which is felt where a decode step is latency-bound); default never."""
+        return False
+
+    def forward_rotating(
+        self,
+        layer: AttentionLayer,
+        query: torch.Tensor,  # [num_tokens, num_heads, head_size], not rotated
+        key: torch.Tensor,  # [num_tokens, num_kv_heads, head_size], not rotated
+        value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
+        kv_layer: torch.Tensor,
+        metadata: AttentionMetadata,
+        rotary: FusedRotary,
+    ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
+        """`forward` of the rotated query and key (the cache gets the rotated key), for steps
+        where `rotates_this_step` said so; `query` and `key` may be overwritten."""
+        raise NotImplementedError(f"{type(self).__name__} does not rotate inside attention")
 
 
 @attrs.frozen(kw_only=True)

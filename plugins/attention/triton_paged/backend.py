@@ -37,6 +37,7 @@ from tenon.spec.attention import (
     AttentionBackendConfig,
     AttentionLayer,
     AttentionMetadata,
+    FusedRotary,
 )
 
 
@@ -82,6 +83,35 @@ class TritonPagedAttentionBackend(AttentionBackend):
             num_sms=self.num_sms,
         )
 
+    def rotates_this_step(
+        self, layer: AttentionLayer, metadata: AttentionMetadata, dtype: torch.dtype
+    ) -> bool:
+        """Decode steps in 16-bit dtypes: the decode kernel rotates the query and the new key
+        as it loads them (one launch a layer fewer). Float32 keeps the model's rotary op, whose
+        two roundings a fused multiply-add here would merge."""
+        return metadata.max_query_len <= 1 and dtype in (torch.float16, torch.bfloat16)
+
+    def forward_rotating(
+        self,
+        layer: AttentionLayer,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        kv_layer: torch.Tensor,
+        metadata: AttentionMetadata,
+        rotary: FusedRotary,
+    ) -> torch.Tensor:
+        if not self.rotates_this_step(layer, metadata, query.dtype):
+            raise ValueError(
+                "the Triton backend rotates inside attention only in 16-bit decode steps "
+                f"(max_query_len <= 1), got max_query_len {metadata.max_query_len} and "
+                f"{query.dtype}"
+            )
+        return self.forward(
+            layer, query, key, value, kv_layer, metadata,
+            rotary_tables=(rotary.cos_cache, rotary.signed_sin_cache),
+        )  # fmt: skip
+
     def forward(
         self,
         layer: AttentionLayer,
@@ -90,6 +120,7 @@ class TritonPagedAttentionBackend(AttentionBackend):
         value: torch.Tensor,  # [num_tokens, num_kv_heads, head_size]
         kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
         metadata: AttentionMetadata,
+        rotary_tables: tuple[torch.Tensor, torch.Tensor] | None = None,  # decode only
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
         self._check(layer, query, kv_layer)
         num_tokens = query.shape[0]
@@ -99,8 +130,9 @@ class TritonPagedAttentionBackend(AttentionBackend):
         if query.stride(-1) != 1:
             query = query.contiguous()
         if metadata.max_query_len <= 1:
-            self._decode(layer, query, key, value, kv_layer, metadata, output)
+            self._decode(layer, query, key, value, kv_layer, metadata, output, rotary_tables)
             return output
+        assert rotary_tables is None, "rotation inside attention is for decode steps"
         write_kv(key, value, kv_layer, metadata.slot_mapping)
         prefill_attention(
             output, query, kv_layer, metadata.query_start_loc, metadata.seq_lens,
@@ -134,6 +166,7 @@ class TritonPagedAttentionBackend(AttentionBackend):
         kv_layer: torch.Tensor,  # [num_blocks, 2, block_size, num_kv_heads, head_size] (strided)
         metadata: AttentionMetadata,
         output: torch.Tensor,  # [num_tokens, num_heads, head_size]
+        rotary_tables: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> None:
         num_reqs = metadata.num_reqs
         num_splits = self.num_splits(num_reqs, layer.num_kv_heads)
@@ -143,6 +176,7 @@ class TritonPagedAttentionBackend(AttentionBackend):
             output, query, key, value, kv_layer, metadata.query_start_loc, metadata.seq_lens,
             metadata.block_table, metadata.slot_mapping,
             (self._partials, self._lses, self._arrivals),
+            rotary_tables,
             num_reqs=num_reqs,
             num_splits=num_splits,
             low_latency=(

@@ -42,8 +42,8 @@ from tenon.plugins.attention.triton_paged.launch_config import (
     next_power_of_2,
 )
 from tenon.plugins.attention.triton_paged.split_merge import publish_split
-from tenon.plugins.attention.triton_paged.tile_math import scaled_scores, tile_dot
-from tenon.plugins.attention.triton_paged.write_kernel import write_token_kv
+from tenon.plugins.attention.triton_paged.tile_math import rotated_rows, scaled_scores, tile_dot
+from tenon.plugins.attention.triton_paged.write_kernel import store_kv_at_slot, write_token_kv
 
 
 @triton.jit
@@ -108,6 +108,9 @@ def _decode_kernel(
     seq_lens_ptr,  # int32 [num_reqs]
     block_table_ptr,  # int32 [num_reqs, max_blocks_per_req]
     slot_mapping_ptr,  # int64 [>= num_tokens]
+    cos_ptr,  # [max_position, head_size] (with ROTARY)
+    sin_ptr,  # [max_position, head_size], first half negated (with ROTARY)
+    table_stride,  # elements between rows of the two tables (with ROTARY)
     scale,  # the softmax scale
     soft_cap,  # logits soft cap (with SOFT_CAP)
     sliding_window,  # keys within this many positions of the query (with USE_WINDOW)
@@ -141,6 +144,7 @@ def _decode_kernel(
     MERGE_SPLITS: tl.constexpr,  # splits the merge loads at once
     SOFT_CAP: tl.constexpr,
     DOT_IEEE: tl.constexpr,
+    ROTARY: tl.constexpr,  # query and key arrive unrotated: rotate them here (`FusedRotary`)
 ):
     request = tl.program_id(0)  # for split 0 also the row written to the cache (and zeroed)
     kv_head = tl.program_id(1)
@@ -159,14 +163,17 @@ def _decode_kernel(
     query_end = tl.load(query_start_loc_ptr + request + 1, mask=live, other=0)
     seq_len = tl.load(seq_lens_ptr + request, mask=live, other=0)
     if split == 0:
-        if request < num_tokens:
-            write_token_kv(
-                key_ptr, value_ptr, kv_ptr, slot_mapping_ptr, request,
-                kv_head + tl.zeros([1, 1], dtype=tl.int32), dims[None, :], dim_mask[None, :],
-                key_stride_token, key_stride_head, value_stride_token, value_stride_head,
-                kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head,
-                BLOCK_SIZE,
-            )  # fmt: skip
+        # With ROTARY the row's rotated K/V are written below, once rotated (rows of no request
+        # are padding, which need not be written).
+        if not ROTARY:
+            if request < num_tokens:
+                write_token_kv(
+                    key_ptr, value_ptr, kv_ptr, slot_mapping_ptr, request,
+                    kv_head + tl.zeros([1, 1], dtype=tl.int32), dims[None, :],
+                    dim_mask[None, :], key_stride_token, key_stride_head, value_stride_token,
+                    value_stride_head, kv_stride_block, kv_stride_component, kv_stride_offset,
+                    kv_stride_head, BLOCK_SIZE,
+                )  # fmt: skip
         _zero_padding_row(
             output_ptr, query_start_loc_ptr, num_reqs, num_tokens, request, heads,
             head_mask, dims, output_stride_token, output_stride_head, HEAD_SIZE,
@@ -176,6 +183,9 @@ def _decode_kernel(
     if query_end == query_start:
         return  # a request without a query row this step
     row = (query_end - 1).to(tl.int64)
+    # A decode row is its request's newest token: its position is seq_len - 1 (the runner's
+    # positions are token indices), known without another load.
+    position = tl.maximum(seq_len - 1, 0)  # 0 for a padding request (seq_len 0)
 
     # The keys this split attends to; tiles start on multiples of BLOCK_N (whole pages).
     key_lo = 0
@@ -203,25 +213,42 @@ def _decode_kernel(
         pages = _tile_pages(
             block_table_row, split_start, split_end, key_lo, BLOCK_N, BLOCK_SIZE, USE_WINDOW
         )  # fmt: skip
+    if ROTARY:
+        slot = tl.load(slot_mapping_ptr + row).to(tl.int64)
     query_mask = head_mask[:, None] & dim_mask[None, :]
-    query = tl.load(
-        query_ptr + row * query_stride_token + heads[:, None] * query_stride_head + dims[None, :],
-        mask=query_mask,
-        other=0.0,
-    )  # [GROUP_ROWS, HEAD_ROWS]
+    query_rows = query_ptr + row * query_stride_token + heads[:, None] * query_stride_head
+    if ROTARY:
+        query = rotated_rows(
+            query_rows, dims[None, :], query_mask, position, cos_ptr, sin_ptr, table_stride,
+            HEAD_SIZE // 2,
+        )  # fmt: skip
+    else:
+        query = tl.load(query_rows + dims[None, :], mask=query_mask, other=0.0)
+    # query: [GROUP_ROWS, HEAD_ROWS]
 
     max_score = tl.full([GROUP_ROWS], float("-inf"), dtype=tl.float32)
     denominator = tl.zeros([GROUP_ROWS], dtype=tl.float32)
     accumulator = tl.zeros([GROUP_ROWS, HEAD_ROWS], dtype=tl.float32)
     if (split == 0) & (seq_len > 0):
         # Split 0 starts from the newest key, rounded to the cache's dtype as the cache holds it.
-        newest_key = tl.load(
-            key_ptr + row * key_stride_token + kv_head * key_stride_head + dims, mask=dim_mask
-        ).to(kv_ptr.dtype.element_ty)  # [HEAD_ROWS]
+        key_row = key_ptr + row * key_stride_token + kv_head * key_stride_head
+        if ROTARY:
+            newest_key = rotated_rows(
+                key_row, dims, dim_mask, position, cos_ptr, sin_ptr, table_stride, HEAD_SIZE // 2
+            )  # fmt: skip
+        else:
+            newest_key = tl.load(key_row + dims, mask=dim_mask)
+        newest_key = newest_key.to(kv_ptr.dtype.element_ty)  # [HEAD_ROWS]
         newest_value = tl.load(
             value_ptr + row * value_stride_token + kv_head * value_stride_head + dims,
             mask=dim_mask,
         ).to(kv_ptr.dtype.element_ty)  # [HEAD_ROWS]
+        if ROTARY:
+            store_kv_at_slot(
+                kv_ptr, slot, kv_head, dims, dim_mask, newest_key, newest_value,
+                kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head,
+                BLOCK_SIZE,
+            )  # fmt: skip
         products = tl.sum(query.to(tl.float32) * newest_key.to(tl.float32)[None, :], 1)
         max_score = scaled_scores(products, scale, soft_cap, SOFT_CAP)  # [GROUP_ROWS]
         denominator = tl.full([GROUP_ROWS], 1.0, dtype=tl.float32)
@@ -310,6 +337,7 @@ def decode_attention(
     block_table: torch.Tensor,  # int32 [num_reqs, max_blocks_per_req]
     slot_mapping: torch.Tensor,  # int64 [>= num_tokens]
     scratch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    rotary_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
     *,
     num_reqs: int,
     num_splits: int,
@@ -323,7 +351,10 @@ def decode_attention(
     float32 partials and lses and the int32 arrival counters (zeros), flat and large enough,
     when num_splits > 1. `low_latency` picks the loop for a few rows
     (`launch_config.decode_low_latency`): K and V of a tile loaded together, the next pages
-    prefetched, and one split for a sequence of up to SINGLE_SPLIT_KEYS keys."""
+    prefetched, and one split for a sequence of up to SINGLE_SPLIT_KEYS keys. With
+    `rotary_tables` (cos, signed sin: `FusedRotary`'s) the query and key rows arrive unrotated
+    and are rotated here, each row at its request's newest position (seq_len - 1); then rows of
+    no request are not written to the cache (padding)."""
     num_tokens, num_heads, head_size = query.shape
     num_kv_heads, block_size = kv_layer.shape[3], kv_layer.shape[2]
     if key.stride(-1) != 1:
@@ -332,11 +363,21 @@ def decode_attention(
         value = value.contiguous()
     assert kv_layer.stride(-1) == 1, "the KV cache's head dimension must be contiguous"
     partials, lses, arrivals = scratch
+    if rotary_tables is not None:
+        cos_cache, sin_cache = rotary_tables
+        if cos_cache.shape != sin_cache.shape or cos_cache.shape[-1] != head_size:
+            raise ValueError(
+                f"rotary tables must both be [max_position, {head_size}], got "
+                f"{list(cos_cache.shape)} and {list(sin_cache.shape)}"
+            )
+        cos_cache, sin_cache = cos_cache.contiguous(), sin_cache.contiguous()
+    else:
+        cos_cache = sin_cache = query  # unused without ROTARY
     if low_latency:
         tiles = low_latency_tiles(tiles, query.element_size())
     _decode_kernel[(max(num_reqs, num_tokens), num_kv_heads, num_splits)](
         query, key, value, kv_layer, output, partials, lses, arrivals, query_start_loc,
-        seq_lens, block_table, slot_mapping,
+        seq_lens, block_table, slot_mapping, cos_cache, sin_cache, cos_cache.stride(0),
         scale, soft_cap or 0.0, sliding_window or 0, num_reqs, num_tokens,
         query.stride(0), query.stride(1), key.stride(0), key.stride(1),
         value.stride(0), value.stride(1), output.stride(0), output.stride(1),
@@ -357,6 +398,7 @@ def decode_attention(
         MERGE_SPLITS=merge_splits_per_load(num_splits, tiles.head_rows),
         SOFT_CAP=soft_cap is not None,
         DOT_IEEE=query.dtype == torch.float32,
+        ROTARY=rotary_tables is not None,
         num_warps=tiles.num_warps,
         num_stages=tiles.num_stages,
     )  # fmt: skip

@@ -34,3 +34,22 @@ def scaled_scores(products, scale, soft_cap, SOFT_CAP: tl.constexpr):
         return (soft_cap * LOG2E) * (1.0 - 2.0 / (doubled + 1.0))
     else:
         return products * (scale * LOG2E)
+
+
+@triton.jit
+def rotated_rows(rows_ptr, dims, mask, position, cos_ptr, sin_ptr, table_stride, HALF: tl.constexpr):
+    """Rows at `rows_ptr` ([R, 1] pointers to row starts; `dims` [1, D] or [D] with R absent)
+    rotated whole by the rotary tables' row `position`, NeoX halves: x * cos + partner *
+    signed_sin, partner the element half a head away. Each product and the sum are rounded to
+    the rows' dtype, as `tenon.plugins.ops.triton_kernels.rotary` and the reference round."""
+    partner = tl.where(dims < HALF, dims + HALF, dims - HALF)
+    x = tl.load(rows_ptr + dims, mask=mask, other=0.0)
+    act_dtype = x.dtype
+    across = tl.load(rows_ptr + partner, mask=mask, other=0.0).to(tl.float32)
+    table_row = position.to(tl.int64) * table_stride
+    in_head = dims < 2 * HALF
+    cos = tl.load(cos_ptr + table_row + dims, mask=in_head, other=0.0).to(act_dtype)
+    sin = tl.load(sin_ptr + table_row + dims, mask=in_head, other=0.0).to(act_dtype)
+    straight = (x.to(tl.float32) * cos.to(tl.float32)).to(act_dtype).to(tl.float32)
+    crossed = (across * sin.to(tl.float32)).to(act_dtype).to(tl.float32)
+    return (straight + crossed).to(act_dtype)

@@ -30,13 +30,26 @@ def write_token_kv(
 ):  # fmt: skip
     """Token `token`'s key and value rows of KV heads `heads` ([H, 1]) into its slot."""
     token = token.to(tl.int64)
-    slot = tl.load(slot_mapping_ptr + token).to(tl.int64)
-    block = slot // BLOCK_SIZE
-    offset = slot % BLOCK_SIZE
     key = tl.load(key_ptr + token * key_stride_token + heads * key_stride_head + dims, mask=mask)
     value = tl.load(
         value_ptr + token * value_stride_token + heads * value_stride_head + dims, mask=mask
     )
+    slot = tl.load(slot_mapping_ptr + token).to(tl.int64)
+    store_kv_at_slot(
+        kv_ptr, slot, heads, dims, mask, key, value,
+        kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head, BLOCK_SIZE,
+    )  # fmt: skip
+
+
+@triton.jit
+def store_kv_at_slot(
+    kv_ptr, slot, heads, dims, mask, key, value,
+    kv_stride_block, kv_stride_component, kv_stride_offset, kv_stride_head,
+    BLOCK_SIZE: tl.constexpr,
+):  # fmt: skip
+    """Rows `key` and `value` (KV heads `heads` x `dims`, broadcast like them) into `slot`."""
+    block = slot // BLOCK_SIZE
+    offset = slot % BLOCK_SIZE
     target = kv_ptr + block * kv_stride_block + offset * kv_stride_offset + heads * kv_stride_head
     tl.store(target + dims, key.to(kv_ptr.dtype.element_ty), mask=mask)
     tl.store(target + kv_stride_component + dims, value.to(kv_ptr.dtype.element_ty), mask=mask)
