@@ -1,6 +1,7 @@
 """The Triton backend rotating query and key inside its decode kernel (`forward_rotating`):
-bit for bit what rotating first (the reference rotation, which the rotary op matches) and then
-attending gives, output and cache, for both decode loops, GQA, a padded head size, a request
+what rotating first (the reference rotation, which the rotary op matches) and then attending
+gives, the cache bit for bit and the output too under the interpreter (within the dtype's
+tolerance when compiled), for both decode loops, GQA, a padded head size, a request
 without a row, padding requests and rows; and who gets to rotate inside attention."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tenon.spec.attention import AttentionMetadata, ForwardContext, FusedRotary
 from tenon.testing.paged_layouts import backend_config, make_case, make_layer, step_inputs
 from tests.plugins.attention.triton_paged.triton_cases import (
     DEVICE_DTYPES,
+    TOLERANCES,
     PoisonedBackend,
     with_padding,
 )
@@ -85,7 +87,11 @@ def test_rotating_inside_equals_rotating_first(
     )
     plain = backend.forward(layer, rotated_query, rotated_key, value, plain_cache[:, 1], metadata)
 
-    assert torch.equal(fused, plain), "rotating inside attention changed the output bits"
+    if device == "cpu":  # the interpreter sums in one fixed order
+        assert torch.equal(fused, plain), "rotating inside attention changed the output bits"
+    else:  # compiled, the query's register layout (so the order of a row sum) may differ
+        atol, rtol = TOLERANCES[dtype]
+        torch.testing.assert_close(fused, plain, atol=atol, rtol=rtol)
     # Rows of no request are padding, written to the null block only without rotation.
     assert torch.equal(fused_cache[1:], plain_cache[1:]), "the rotated K/V written differ"
 
