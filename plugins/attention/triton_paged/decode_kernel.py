@@ -399,9 +399,6 @@ def decode_attention(
         SOFT_CAP=soft_cap is not None,
         DOT_IEEE=query.dtype == torch.float32,
         ROTARY=rotary_tables is not None,
-        # Compiled with fused multiply-adds, the rotation's x * cos + partner * sin would round
-        # once where the reference (and the rotary op, compiled the same way) rounds twice.
-        enable_fp_fusion=rotary_tables is None,
         num_warps=tiles.num_warps,
         num_stages=tiles.num_stages,
     )  # fmt: skip

@@ -92,8 +92,7 @@ def test_rotating_inside_equals_rotating_first(
     else:  # compiled, the query's register layout (so the order of a row sum) may differ
         atol, rtol = TOLERANCES[dtype]
         torch.testing.assert_close(fused, plain, atol=atol, rtol=rtol)
-    # Rows of no request are padding, written to the null block only without rotation. Bit for
-    # bit also compiled: the rotating launch turns fused multiply-adds off.
+    # Rows of no request are padding, written to the null block only without rotation.
     assert torch.equal(fused_cache[1:], plain_cache[1:]), "the rotated K/V written differ"
 
 
