@@ -103,6 +103,9 @@ class FusedRotary:
 
         rotated = x * cos + roll(x, head_size / 2) * signed_sin    (each product and the sum
                                                                     rounded to x's dtype)
+
+    A compiled kernel may fuse the multiply-add (one rounding where that rounds twice), so the
+    rotated rows may differ from the model's rotary op in the last bit.
     """
 
     positions: torch.Tensor  # int64 [num_tokens]

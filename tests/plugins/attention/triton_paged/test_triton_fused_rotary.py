@@ -1,7 +1,7 @@
 """The Triton backend rotating query and key inside its decode kernel (`forward_rotating`):
 what rotating first (the reference rotation, which the rotary op matches) and then attending
-gives, the cache bit for bit and the output too under the interpreter (within the dtype's
-tolerance when compiled), for both decode loops, GQA, a padded head size, a request
+gives, output and cache bit for bit under the interpreter and within the dtype's tolerance
+when compiled, for both decode loops, GQA, a padded head size, a request
 without a row, padding requests and rows; and who gets to rotate inside attention."""
 
 from __future__ import annotations
@@ -87,13 +87,17 @@ def test_rotating_inside_equals_rotating_first(
     )
     plain = backend.forward(layer, rotated_query, rotated_key, value, plain_cache[:, 1], metadata)
 
-    if device == "cpu":  # the interpreter sums in one fixed order
+    if device == "cpu":  # the interpreter rounds every step as written, in one fixed order
         assert torch.equal(fused, plain), "rotating inside attention changed the output bits"
-    else:  # compiled, the query's register layout (so the order of a row sum) may differ
+        # Rows of no request are padding, written to the null block only without rotation.
+        assert torch.equal(fused_cache[1:], plain_cache[1:]), "the rotated K/V written differ"
+    else:
+        # Compiled, the query's register layout (so the order of a row sum) may differ, and the
+        # rotation's multiply-add may be fused (one rounding where the reference rounds twice):
+        # the H200 run of 2026-11-27 found the cache's rotated keys not bit for bit equal.
         atol, rtol = TOLERANCES[dtype]
         torch.testing.assert_close(fused, plain, atol=atol, rtol=rtol)
-    # Rows of no request are padding, written to the null block only without rotation.
-    assert torch.equal(fused_cache[1:], plain_cache[1:]), "the rotated K/V written differ"
+        torch.testing.assert_close(fused_cache[1:], plain_cache[1:], atol=atol, rtol=rtol)
 
 
 def test_only_decode_steps_in_16_bit_rotate_inside() -> None:
