@@ -14,13 +14,13 @@ MAX_NUM_SPLITS = 64
 MIN_KEYS_PER_SPLIT = 128
 # Launches of at most this many rows (decode-1 and other tiny batches) are latency-bound: their
 # programs load K and V of a tile together and prefetch the next tile's pages by hand, and a
-# sequence of up to SINGLE_SPLIT_KEYS keys takes one split (merging splits costs a few
-# microseconds of atomics and reloads, more than the loop it shortens). Measured on an H200,
-# llama-3.1-8b layer, bf16 (`results/decode-attention-h200.json`).
+# sequence of up to SINGLE_SPLIT_KEYS keys takes one split (merging splits cost about 4.6 us of
+# atomics and reloads at 256 keys, more than the loop it shortens). Their 16-bit tiles are
+# longer (fewer round trips a split) where a K row is at most WIDE_ROW_BYTES. Measured on an
+# H200, llama-3.1-8b layer, bf16, batch 1 (`results/decode1-ab-session4-h200.txt`): 256 keys
+# 13.0 -> 6.8 us, 512 keys 13.1 -> 9.5 us; double-buffering K/V by hand and 8 warps were slower.
 LOW_LATENCY_MAX_ROWS = 4
 SINGLE_SPLIT_KEYS = 512
-# Its 16-bit tiles are longer (fewer round trips a split) where a K row is at most
-# WIDE_ROW_BYTES.
 LOW_LATENCY_BLOCK_N = 128
 LOW_LATENCY_NUM_WARPS = 4
 # Decode programs wanted per SM: two waves hide the tail of uneven sequence lengths.
