@@ -42,7 +42,12 @@ from tenon.plugins.attention.triton_paged.launch_config import (
     next_power_of_2,
 )
 from tenon.plugins.attention.triton_paged.split_merge import publish_split
-from tenon.plugins.attention.triton_paged.tile_math import rotated_rows, scaled_scores, tile_dot
+from tenon.plugins.attention.triton_paged.tile_math import (
+    paged_offsets,
+    rotated_rows,
+    scaled_scores,
+    tile_dot,
+)
 from tenon.plugins.attention.triton_paged.write_kernel import store_kv_at_slot, write_token_kv
 
 
@@ -262,10 +267,8 @@ def _decode_kernel(
         # other loop) keeps more bytes in flight.
         for tile_start in range(split_start, split_end, BLOCK_N):
             keys = tile_start + tl.arange(0, BLOCK_N)
-            offsets = (
-                pages.to(tl.int64)[:, None] * kv_stride_block
-                + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
-                + dims[None, :]
+            offsets = paged_offsets(
+                pages, keys, dims, kv_stride_block, kv_stride_offset, BLOCK_SIZE
             )  # [BLOCK_N, HEAD_ROWS]
             key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
             value = tl.load(
@@ -289,10 +292,8 @@ def _decode_kernel(
             pages = _tile_pages(
                 block_table_row, tile_start, split_end, key_lo, BLOCK_N, BLOCK_SIZE, USE_WINDOW
             )  # fmt: skip
-            offsets = (
-                pages.to(tl.int64)[:, None] * kv_stride_block
-                + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
-                + dims[None, :]
+            offsets = paged_offsets(
+                pages, keys, dims, kv_stride_block, kv_stride_offset, BLOCK_SIZE
             )  # [BLOCK_N, HEAD_ROWS]
             key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
             max_score, rescale, probs, denominator = _softmax_step(

@@ -25,7 +25,7 @@ import triton
 import triton.language as tl
 
 from tenon.plugins.attention.triton_paged.launch_config import PrefillTiles
-from tenon.plugins.attention.triton_paged.tile_math import scaled_scores, tile_dot
+from tenon.plugins.attention.triton_paged.tile_math import paged_offsets, scaled_scores, tile_dot
 
 
 @triton.jit
@@ -60,10 +60,8 @@ def _attend_tiles(
             pages = tl.load(block_table_row + keys // BLOCK_SIZE, mask=keys < key_end, other=0)
         else:
             pages = tl.load(block_table_row + keys // BLOCK_SIZE)
-        offsets = (
-            pages.to(tl.int64)[:, None] * kv_stride_block
-            + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
-            + dims[None, :]
+        offsets = paged_offsets(
+            pages, keys, dims, kv_stride_block, kv_stride_offset, BLOCK_SIZE
         )  # [BLOCK_N, HEAD_ROWS]
         key = tl.load(kv_head_ptr + offsets, mask=dim_mask[None, :], other=0.0)
         # scores: [BLOCK_M, BLOCK_N]

@@ -37,6 +37,17 @@ def scaled_scores(products, scale, soft_cap, SOFT_CAP: tl.constexpr):
 
 
 @triton.jit
+def paged_offsets(pages, keys, dims, kv_stride_block, kv_stride_offset, BLOCK_SIZE: tl.constexpr):
+    """Element offsets [BLOCK_N, HEAD_ROWS] of keys `keys` (in pages `pages`, [BLOCK_N]) and
+    head dims `dims` within one KV head's view of a layer's cache."""
+    return (
+        pages.to(tl.int64)[:, None] * kv_stride_block
+        + (keys % BLOCK_SIZE)[:, None] * kv_stride_offset
+        + dims[None, :]
+    )
+
+
+@triton.jit
 def rotated_rows(rows_ptr, dims, mask, position, cos_ptr, sin_ptr, table_stride, HALF: tl.constexpr):
     """Rows at `rows_ptr` ([R, 1] pointers to row starts; `dims` [1, D] or [D] with R absent)
     rotated whole by the rotary tables' row `position`, NeoX halves: x * cos + partner *
