@@ -153,7 +153,9 @@ class AttentionBackend(abc.ABC):
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
         """Write K/V for this step's tokens, then attend. See the class docstring."""
 
-    def rotates_this_step(self, layer: AttentionLayer, metadata: AttentionMetadata, dtype: torch.dtype) -> bool:
+    def rotates_this_step(
+        self, layer: AttentionLayer, metadata: AttentionMetadata, dtype: torch.dtype
+    ) -> bool:
         """Whether `forward_rotating` serves this step (saving the model's rotary kernel: one
         launch a layer, which is felt where a decode step is latency-bound); default never."""
         return False
