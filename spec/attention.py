@@ -105,7 +105,9 @@ class FusedRotary:
                                                                     rounded to x's dtype)
 
     A compiled kernel may fuse the multiply-add (one rounding where that rounds twice), so the
-    rotated rows may differ from the model's rotary op in the last bit.
+    rotated rows may differ from the model's rotary op in the last bit. Positions are token
+    indices (the runner's), so a backend may take a decode row's position as its request's
+    sequence length - 1 instead of reading `positions` (the Triton decode kernel does).
     """
 
     positions: torch.Tensor  # int64 [num_tokens]
