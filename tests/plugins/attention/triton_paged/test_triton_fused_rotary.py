@@ -123,7 +123,7 @@ def test_only_decode_steps_in_16_bit_rotate_inside() -> None:
 
     reference = ReferenceAttentionBackend(backend_config(16, 1, device="cpu", dtype="float16"))
     assert not reference.rotates_this_step(layer, decode, torch.float16)
-    with pytest.raises(NotImplementedError, match="does not rotate inside attention"):
+    with pytest.raises(ValueError, match="does not rotate inside attention"):
         reference.forward_rotating(
             layer, *(torch.zeros(1) for _ in range(4)), decode,
             FusedRotary(positions=torch.zeros(1, dtype=torch.int64),
