@@ -20,6 +20,7 @@ from tests.plugins.attention.triton_paged.triton_cases import (
     DEVICE_DTYPES,
     TOLERANCES,
     PoisonedBackend,
+    padded_step,
     with_padding,
 )
 
@@ -59,13 +60,8 @@ def test_rotating_inside_equals_rotating_first(
     )  # fmt: skip
     query, key, value, metadata = step_inputs(case, 16)
     if padded:
-        metadata = with_padding(num_padding_reqs=2, num_padding_rows=2)(metadata)
-        extra = metadata.slot_mapping.shape[0] - query.shape[0]
-        generator = torch.Generator().manual_seed(41)
-        query, key, value = (
-            torch.cat([rows, torch.randn(extra, *rows.shape[1:], generator=generator).to(rows)])
-            for rows in (query, key, value)
-        )
+        pad = with_padding(num_padding_reqs=2, num_padding_rows=2)
+        query, key, value, metadata = padded_step(query, key, value, metadata, pad, seed=41)
     embedding = RotaryEmbedding(
         head_size, head_size, 1024, 10000.0, None, dtype=torch_dtype, device=torch.device(device)
     )

@@ -74,15 +74,8 @@ def compare(
     )  # fmt: skip
     query, key, value, metadata = step_inputs(case, block_size)
     metadata = attrs.evolve(metadata, causal=causal)
-    num_actual_tokens = query.shape[0]
     if pad is not None:
-        metadata = pad(metadata)
-        extra = metadata.slot_mapping.shape[0] - num_actual_tokens
-        generator = torch.Generator().manual_seed(seed + 1)
-        query, key, value = (
-            torch.cat([rows, torch.randn(extra, *rows.shape[1:], generator=generator).to(rows)])
-            for rows in (query, key, value)
-        )
+        query, key, value, metadata = padded_step(query, key, value, metadata, pad, seed + 1)
     config = attrs.evolve(
         backend_config(block_size, 2, device=device, dtype=dtype), max_model_len=max_model_len
     )
@@ -107,6 +100,26 @@ def compare(
     assert not output[starts[-1] :].any(), "rows of no request must be zeros"
     assert torch.equal(cache[1:], reference_cache[1:]), "the K/V write differs from the reference"
     return output
+
+
+def padded_step(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    metadata: AttentionMetadata,
+    pad: Callable[[AttentionMetadata], AttentionMetadata],
+    seed: int,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, AttentionMetadata]:
+    """The step with `pad` applied to its metadata and random rows appended to query, key and
+    value for every padding token it added."""
+    metadata = pad(metadata)
+    extra = metadata.slot_mapping.shape[0] - query.shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    query, key, value = (
+        torch.cat([rows, torch.randn(extra, *rows.shape[1:], generator=generator).to(rows)])
+        for rows in (query, key, value)
+    )
+    return query, key, value, metadata
 
 
 def with_padding(num_padding_reqs: int, num_padding_rows: int) -> Callable[..., AttentionMetadata]:
