@@ -1,9 +1,11 @@
 """Our decode GEMV against cuBLAS (torch.nn.functional.linear) on Llama-3.1-8B's projections.
 
     python benchmarks/diagnostics/gemv_vs_cublas.py [--tokens 1,2,4,8] [--dtype bfloat16]
+        [--shapes qkv,o_proj,gate_up,down,lm_head]
 
-Per shape and token count, every launch (`gemv_table.CANDIDATES` at each of
-`CANDIDATE_SPLITS`), the linear op as the table sets it up, and F.linear are first checked
+Per shape and token count, every launch (`gemv_table.candidate_launches`: up to 16 tokens
+`CANDIDATES`, above that `WIDE_CANDIDATES` padded to 32, 64 or 128 tokens, each at every split
+count), the linear op as the table sets it up, and F.linear are first checked
 against float32 math (relative error below 1e-2), then each is captured in a CUDA graph over
 rotating weight copies (more than 200 MB per shape, so each call reads its weight from DRAM,
 not L2) and timed by CUDA events: the median replay over the calls it holds. Bytes are the
@@ -25,7 +27,7 @@ import torch
 
 from tenon.bench.gpu_limits import measure_copy_bandwidth, time_op_s
 from tenon.plugins.ops.triton_kernels.gemv import GemvConfig, gemv
-from tenon.plugins.ops.triton_kernels.gemv_table import CANDIDATE_SPLITS, CANDIDATES
+from tenon.plugins.ops.triton_kernels.gemv_table import candidate_launches
 from tenon.plugins.ops.triton_kernels.linear import linear
 
 SHAPES = (  # name, out_features, in_features: Llama-3.1-8B, one GPU
@@ -78,15 +80,6 @@ def launch_function(config: GemvConfig) -> Linear:
     return lambda x, weight: gemv(x, weight, None, config)
 
 
-def launches_for(num_tokens: int) -> list[GemvConfig]:
-    return [
-        attrs.evolve(config, num_splits=num_splits)
-        for config in CANDIDATES
-        for num_splits in CANDIDATE_SPLITS
-        if num_tokens <= config.max_tokens()
-    ]
-
-
 def measure_shape(
     out_features: int,
     in_features: int,
@@ -113,7 +106,7 @@ def measure_shape(
             "cublas": (torch.nn.functional.linear, None),
             "op": (linear, None),
         }
-        functions.update({str(c): (launch_function(c), c) for c in launches_for(num_tokens)})
+        functions.update({str(c): (launch_function(c), c) for c in candidate_launches(num_tokens)})
         rows = []
         for name, (function, config) in functions.items():
             try:
@@ -136,7 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", default="1,2,4,8", help="token counts, comma-separated")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16"])
+    parser.add_argument("--shapes", default=",".join(name for name, _, _ in SHAPES),
+                        help="which of the projections, comma-separated")
     args = parser.parse_args()
+    chosen = set(args.shapes.split(","))
     token_counts = [int(count) for count in args.tokens.split(",")]
     dtype = getattr(torch, args.dtype)
     if not torch.cuda.is_available():
@@ -149,9 +145,9 @@ def main() -> None:
     copy_bytes_per_s = copy.rate_per_s
     print(f"{torch.cuda.get_device_name(device)}; torch {torch.__version__}; dtype {args.dtype}")
     print(f"copy bandwidth {copy_bytes_per_s / 1e12:.3f} TB/s (2 GiB device copy, read+write)")
-    header = f"{'shape':<8} {'M':>2} {'what':<26} {'us':>8} {'GB/s':>7} {'%copy':>6}"
+    header = f"{'shape':<8} {'M':>3} {'what':<30} {'us':>8} {'GB/s':>7} {'%copy':>6}"
     wins, launch_wins, tuned = [], [], []
-    for shape_name, out_features, in_features in SHAPES:
+    for shape_name, out_features, in_features in (s for s in SHAPES if s[0] in chosen):
         print(f"== {shape_name} [{out_features}, {in_features}]")
         by_tokens = measure_shape(out_features, in_features, token_counts, dtype, device)
         print(header)
@@ -170,7 +166,7 @@ def main() -> None:
                 rate = moved_bytes / row.call_s
                 what = label if label != "best launch" else row.name
                 print(
-                    f"{shape_name:<8} {num_tokens:>2} {what:<26} {row.call_s * 1e6:>8.2f} "
+                    f"{shape_name:<8} {num_tokens:>3} {what:<30} {row.call_s * 1e6:>8.2f} "
                     f"{rate / 1e9:>7.0f} {100 * rate / copy_bytes_per_s:>5.1f}%"
                 )
             cublas, op = by_name.get("cublas"), by_name.get("op")

@@ -14,12 +14,26 @@ MODEL = "benchmarks/configs/llama-3.1-8b"
 
 def workload_from_argv(defaults: tuple[int, int, int]) -> tuple[int, int, int]:
     """(num_prompts, input_len, output_len) from the command line, each defaulting in order."""
-    given = [int(arg) for arg in sys.argv[1:4]]
+    given = [int(arg) for arg in sys.argv[1:4] if "=" not in arg]
     return tuple(given + list(defaults[len(given):]))  # type: ignore[return-value]
 
 
-def dummy_llm() -> LLM:
-    return LLM(MODEL, load_format="dummy", dtype="bfloat16", max_model_len=4096, log_startup=False)
+def engine_kwargs_from_argv() -> dict[str, int | str]:
+    """Engine keywords given as key=value after the workload's numbers (ints where they parse)."""
+    kwargs: dict[str, int | str] = {}
+    for arg in sys.argv[1:]:
+        if "=" in arg:
+            key, value = arg.split("=", 1)
+            kwargs[key] = int(value) if value.isdigit() else value
+    return kwargs
+
+
+def dummy_llm(**engine_kwargs: int | str) -> LLM:
+    """The 8B dummy engine; keywords override its defaults (model=DIR runs another model)."""
+    kwargs: dict[str, int | str] = {"model": MODEL, "load_format": "dummy", "dtype": "bfloat16",
+                                    "max_model_len": 4096}
+    kwargs.update(engine_kwargs)
+    return LLM(log_startup=False, **kwargs)
 
 
 def random_batch(llm: LLM, num_prompts: int, input_len: int,

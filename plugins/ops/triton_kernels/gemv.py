@@ -11,10 +11,13 @@ weight once at close to copy bandwidth.
 
 Two kernels, picked by `GemvConfig.kernel`:
 
-- "dot": tl.dot(weight tile [BLOCK_N, BLOCK_K], x tile^T [BLOCK_K, 16]): the weight is the
-  MMA's A operand and the tokens its N, padded to 16 (rows of x past M are masked, so never
-  fetched). The loop's loads are software-pipelined through shared memory (`num_stages`
-  tiles in flight per program). One compiled kernel serves every M up to 16.
+- "dot": tl.dot(weight tile [BLOCK_N, BLOCK_K], x tile^T [BLOCK_K, TOKENS]): the weight is the
+  MMA's A operand and the tokens its N, padded to `GemvConfig.tokens` (16 to 128; rows of x
+  past M are masked, so never fetched). The loop's loads are software-pipelined through shared
+  memory (`num_stages` tiles in flight per program). One compiled kernel serves every M up to
+  its `tokens`: 16 for decode's few tokens, 32 to 128 for batched decode, where the weight is
+  still streamed once per step and cuBLAS's tiles (made for square problems) fall short of
+  copy bandwidth.
 - "fma": one token; acc[BLOCK_N, BLOCK_K] += w * x in registers, one row sum at the end;
   with `num_stages` above one its loop is pipelined through shared memory too.
 
@@ -36,7 +39,8 @@ import torch
 import triton
 import triton.language as tl
 
-TOKENS_PADDED = 16  # the dot kernel's MMA N: the most tokens it serves
+DOT_TOKENS = (16, 32, 64, 128)  # the dot kernel's MMA N widths (`GemvConfig.tokens`)
+MAX_GEMV_TOKENS = DOT_TOKENS[-1]  # the most tokens any launch serves
 GEMV_KERNELS = ("dot", "fma")
 GEMV_DTYPES = (torch.float16, torch.bfloat16)
 SUM_BLOCK = 1024  # output columns per program of the split-K sum
@@ -57,6 +61,9 @@ class GemvConfig:
     num_splits: int = attrs.field(default=1, validator=attrs.validators.ge(1))  # split-K
     num_warps: int = attrs.field(default=4, validator=_power_of_two)
     num_stages: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    # The dot kernel's MMA N: tokens padded to this width (one of DOT_TOKENS); fma: 1.
+    tokens: int = attrs.field(default=attrs.Factory(
+        lambda self: DOT_TOKENS[0] if self.kernel == "dot" else 1, takes_self=True))
 
     def __attrs_post_init__(self) -> None:
         if self.kernel == "dot" and min(self.block_n, self.block_k) < 16:
@@ -64,15 +71,19 @@ class GemvConfig:
                 f"the dot kernel needs block_n and block_k of at least 16 (an MMA tile), got "
                 f"{self.block_n} and {self.block_k}"
             )
+        allowed = DOT_TOKENS if self.kernel == "dot" else (1,)
+        if self.tokens not in allowed:
+            raise ValueError(f"the {self.kernel} kernel pads tokens to one of {allowed}, got {self.tokens}")
 
     def __str__(self) -> str:
+        width = f"-t{self.tokens}" if self.kernel == "dot" and self.tokens != DOT_TOKENS[0] else ""
         return (
             f"{self.kernel}-n{self.block_n}-k{self.block_k}-s{self.num_splits}"
-            f"-w{self.num_warps}-p{self.num_stages}"
+            f"-w{self.num_warps}-p{self.num_stages}{width}"
         )
 
     def max_tokens(self) -> int:
-        return TOKENS_PADDED if self.kernel == "dot" else 1
+        return self.tokens
 
 
 @triton.jit
@@ -268,7 +279,7 @@ def gemv(
             num_tokens, out_features, in_features,
             x.stride(0), weight.stride(0), out.stride(0), k_per_split, num_splits,
             HAS_BIAS=has_bias, EVEN_K=even_k, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-            TOKENS=TOKENS_PADDED, **launch,
+            TOKENS=config.tokens, **launch,
         )  # fmt: skip
     else:
         _gemv_fma_kernel[grid](

@@ -12,7 +12,8 @@ run), Llama-3.1-8B shapes, bf16, one token, microseconds (% of copy bandwidth):
     lm_head 128256x4096 275.4 (90.2%) 236.9 (104.8%, L2 reuse) fma n16 k256 1.16x
 
 Entries below take the fastest launch where it beat F.linear by at least 3% (smaller gains
-are within the run-to-run spread); None keeps cuBLAS. 2 to 8 tokens use the `dot` kernel.
+are within the run-to-run spread); None keeps cuBLAS. 2 to 8 tokens use the `dot` kernel, and
+17 to 64 tokens its wide form (x padded to 32 or 64 tokens) where that won.
 
 The decision reads (tokens, out_features, in_features, dtype) only: a captured decode graph
 (tokens padded to its batch size) replays what was chosen at capture.
@@ -22,10 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 import torch
 import triton
 
-from tenon.plugins.ops.triton_kernels.gemv import GEMV_DTYPES, TOKENS_PADDED, GemvConfig
+from tenon.plugins.ops.triton_kernels.gemv import (
+    DOT_TOKENS,
+    GEMV_DTYPES,
+    MAX_GEMV_TOKENS,
+    GemvConfig,
+)
 
 # Shapes not in TUNED: the GEMV for up to DEFAULT_MAX_TOKENS tokens and weights of up to
 # DEFAULT_MAX_WEIGHT_ELEMENTS (an 8B model's attention projections, not its MLP or head).
@@ -48,6 +55,12 @@ def _dot(block_n: int, block_k: int, num_splits: int, num_stages: int) -> GemvCo
                       num_warps=4, num_stages=num_stages)
 
 
+def _wide(block_n: int, block_k: int, num_splits: int, num_stages: int, tokens: int, *,
+          num_warps: int = 4) -> GemvConfig:
+    return GemvConfig(kernel="dot", block_n=block_n, block_k=block_k, num_splits=num_splits,
+                      num_warps=num_warps, num_stages=num_stages, tokens=tokens)
+
+
 # (out_features, in_features, tokens rounded up to a power of two) -> launch, or None for
 # torch.nn.functional.linear. Llama-3.1-8B; measured as in the module docstring.
 TUNED: Mapping[tuple[int, int, int], GemvConfig | None] = {
@@ -66,6 +79,13 @@ TUNED: Mapping[tuple[int, int, int], GemvConfig | None] = {
     (4096, 14336, 8): _dot(64, 256, 2, 3),  # 1.04x
     (128256, 4096, 1): _fma(16, 256),  # lm_head 1.16x
     **{(128256, 4096, tokens): None for tokens in (2, 4, 8)},  # 1.01-1.02x: cuBLAS
+    # Batched decode, 17 to 64 tokens (2026-11-27, `results/gemv-wide-h200.txt`); elsewhere
+    # from 16 to 128 tokens cuBLAS was as fast or faster (qkv and o_proj at 65-73% of copy
+    # bandwidth either way).
+    (4096, 4096, 32): _wide(64, 256, 2, 3, 32),  # o_proj 1.06x
+    (28672, 4096, 64): _wide(128, 64, 1, 4, 64),  # gate_up 1.03x
+    (128256, 4096, 32): _wide(128, 128, 1, 3, 32, num_warps=8),  # lm_head 1.08x
+    (128256, 4096, 64): _wide(128, 64, 1, 4, 64),  # lm_head 1.08x
 }
 
 
@@ -82,10 +102,34 @@ CANDIDATES = (
     GemvConfig(kernel="fma", block_n=16, block_k=256, num_warps=4, num_stages=3),
 )
 CANDIDATE_SPLITS = (1, 2, 4)
+# Batched decode (17 to 128 tokens): the dot kernel with x padded to 32, 64 or 128 tokens,
+# weight tiles of 64 or 128 rows (a Hopper warpgroup MMA's M) and more loads in flight.
+WIDE_CANDIDATES = (
+    GemvConfig(kernel="dot", block_n=64, block_k=128, num_warps=4, num_stages=4),
+    GemvConfig(kernel="dot", block_n=64, block_k=64, num_warps=4, num_stages=6),
+    GemvConfig(kernel="dot", block_n=64, block_k=256, num_warps=4, num_stages=3),
+    GemvConfig(kernel="dot", block_n=128, block_k=64, num_warps=4, num_stages=4),
+    GemvConfig(kernel="dot", block_n=128, block_k=128, num_warps=8, num_stages=3),
+    GemvConfig(kernel="dot", block_n=32, block_k=256, num_warps=4, num_stages=4),
+)
 
 
 def token_bucket(num_tokens: int) -> int:
     return triton.next_power_of_2(num_tokens)
+
+
+def dot_tokens(num_tokens: int) -> int:
+    """The dot kernel's padded width for `num_tokens` (at most MAX_GEMV_TOKENS)."""
+    return next(width for width in DOT_TOKENS if width >= num_tokens)
+
+
+def candidate_launches(num_tokens: int) -> list[GemvConfig]:
+    """Every launch the sweep times for `num_tokens` (each candidate at each split count)."""
+    if num_tokens > DOT_TOKENS[0]:
+        configs = [attrs.evolve(c, tokens=dot_tokens(num_tokens)) for c in WIDE_CANDIDATES]
+    else:
+        configs = [c for c in CANDIDATES if num_tokens <= c.max_tokens()]
+    return [attrs.evolve(c, num_splits=splits) for c in configs for splits in CANDIDATE_SPLITS]
 
 
 def choose_gemv_config(
@@ -95,7 +139,7 @@ def choose_gemv_config(
     if dtype not in GEMV_DTYPES or min(num_tokens, out_features, in_features) < 1:
         return None
     bucket = token_bucket(num_tokens)
-    if bucket > TOKENS_PADDED:
+    if bucket > MAX_GEMV_TOKENS:
         return None
     key = (out_features, in_features, bucket)
     if key in TUNED:

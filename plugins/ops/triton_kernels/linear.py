@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from tenon.plugins.ops.triton_kernels.gemv import TOKENS_PADDED, gemv
+from tenon.plugins.ops.triton_kernels.gemv import MAX_GEMV_TOKENS, gemv
 from tenon.plugins.ops.triton_kernels.gemv_table import choose_gemv_config
 
 
@@ -20,7 +20,7 @@ def linear(
     bias: torch.Tensor | None = None,  # [out_features]
 ) -> torch.Tensor:  # [num_tokens, out_features]
     """`tenon.spec.ops` linear; x, weight and bias are left as they are."""
-    if x.dim() == 2 and x.shape[0] <= TOKENS_PADDED and _fits_the_gemv(x, weight, bias):
+    if x.dim() == 2 and x.shape[0] <= MAX_GEMV_TOKENS and _fits_the_gemv(x, weight, bias):
         config = choose_gemv_config(x.shape[0], weight.shape[0], x.shape[1], x.dtype)
         if config is not None:
             return gemv(x, weight, bias, config)

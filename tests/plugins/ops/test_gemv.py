@@ -26,6 +26,8 @@ LAUNCHES = (
     GemvConfig(kernel="dot", block_n=16, block_k=32),  # 200 % 32 != 0: a masked last step
     GemvConfig(kernel="dot", block_n=32, block_k=64, num_splits=3),  # 2 splits, the last short
     GemvConfig(kernel="dot", block_n=64, block_k=16, num_splits=4),
+    GemvConfig(kernel="dot", block_n=16, block_k=32, num_splits=2, tokens=32),  # batched decode
+    GemvConfig(kernel="dot", block_n=32, block_k=64, tokens=64),
     GemvConfig(kernel="fma", block_n=8, block_k=64),
     GemvConfig(kernel="fma", block_n=4, block_k=32, num_splits=2, num_stages=1),
 )
@@ -53,7 +55,8 @@ def float32_linear(
 @pytest.mark.parametrize("config", LAUNCHES, ids=str)
 @pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "bias"])
 def test_every_launch_gives_the_float32_product(config: GemvConfig, with_bias: bool) -> None:
-    for num_tokens in (1, 3, 8) if config.kernel == "dot" else (1,):
+    token_counts = {1: (1,), 16: (1, 3, 8)}.get(config.tokens, (1, config.tokens // 2 + 3, config.tokens))
+    for num_tokens in token_counts:
         x, weight, bias = problem(num_tokens, 100, 200, with_bias=with_bias, seed=num_tokens)
         out = gemv(x, weight, bias, config)
         # Only float32 summation order separates the two: at most one fp16 rounding step.
@@ -82,7 +85,14 @@ def test_split_layout_covers_k_with_whole_blocks_and_no_empty_split() -> None:
 def test_gemv_refuses_what_it_cannot_serve() -> None:
     x, weight, _ = problem(2, 16, 32, with_bias=False, seed=0)
     with pytest.raises(ValueError, match="fma GEMV serves 1 to 1 tokens"):
-        gemv(x, weight, None, LAUNCHES[3])
+        gemv(x, weight, None, GemvConfig(kernel="fma", block_n=8, block_k=64))
+    many, _, _ = problem(33, 16, 32, with_bias=False, seed=0)
+    with pytest.raises(ValueError, match="dot GEMV serves 1 to 32 tokens"):
+        gemv(many, weight, None, GemvConfig(kernel="dot", block_n=16, block_k=32, tokens=32))
+    with pytest.raises(ValueError, match="pads tokens to one of"):
+        GemvConfig(kernel="dot", block_n=16, block_k=32, tokens=48)
+    with pytest.raises(ValueError, match="pads tokens to one of"):
+        GemvConfig(kernel="fma", block_n=8, block_k=32, tokens=16)
     with pytest.raises(ValueError, match="float16 or bfloat16"):
         gemv(x.float(), weight.float(), None, LAUNCHES[0])
     with pytest.raises(ValueError, match="unit column stride"):
@@ -104,6 +114,16 @@ def test_table_sends_llama_8b_projections_where_measured() -> None:
         assert config is not None and config.kernel == "fma"
     assert choose_gemv_config(2, 128256, 4096, bf16) is None
     assert choose_gemv_config(16, 6144, 4096, bf16) is None  # no entry, above the default
+    # Batched decode: the wide dot kernel where it beat cuBLAS, padded to the bucket's width.
+    for num_tokens, out_features, in_features, width in (
+        (17, 4096, 4096, 32), (48, 28672, 4096, 64), (32, 128256, 4096, 32), (64, 128256, 4096, 64),
+    ):
+        config = choose_gemv_config(num_tokens, out_features, in_features, bf16)
+        assert config is not None and (config.kernel, config.tokens) == ("dot", width)
+    for num_tokens in (17, 33, 64, 65, 128):
+        assert choose_gemv_config(num_tokens, 6144, 4096, bf16) is None  # qkv stays cuBLAS
+    assert choose_gemv_config(100, 128256, 4096, bf16) is None
+    assert choose_gemv_config(129, 4096, 4096, bf16) is None  # past every launch
 
 
 def test_default_rule_for_other_shapes() -> None:

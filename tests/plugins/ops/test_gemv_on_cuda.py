@@ -13,9 +13,15 @@ from collections.abc import Callable
 import attrs
 import pytest
 import torch
+import triton
 
 from tenon.plugins.ops.triton_kernels.gemv import GemvConfig, gemv
-from tenon.plugins.ops.triton_kernels.gemv_table import CANDIDATES, TUNED
+from tenon.plugins.ops.triton_kernels.gemv_table import (
+    CANDIDATES,
+    TUNED,
+    WIDE_CANDIDATES,
+    dot_tokens,
+)
 from tenon.plugins.ops.triton_kernels.linear import linear
 
 pytestmark = [
@@ -65,6 +71,32 @@ def test_every_swept_launch_gives_the_float32_product(config: GemvConfig) -> Non
                     atol=ATOL, rtol=RTOL, msg=f"{launch} at {num_tokens} tokens, "
                     f"[{out_features}, {in_features}]: outside one bfloat16 rounding step",
                 )  # fmt: skip
+
+
+@pytest.mark.parametrize("config", WIDE_CANDIDATES, ids=str)
+@pytest.mark.parametrize("num_tokens", [17, 48, 64, 100])
+def test_every_wide_launch_gives_the_float32_product(config: GemvConfig, num_tokens: int) -> None:
+    launch = attrs.evolve(config, tokens=dot_tokens(num_tokens), num_splits=2)
+    for out_features, in_features, with_bias in ((6144, 4096, False), (1000, 1000, True)):
+        x, weight, bias = problem(num_tokens, out_features, in_features, with_bias=with_bias, seed=num_tokens)
+        try:
+            out = gemv(x, weight, bias, launch)
+        except triton.runtime.errors.OutOfResources:
+            continue  # a tile too large for this card's shared memory: the sweep skips it too
+        torch.testing.assert_close(
+            out, float32_linear(x, weight, bias), atol=ATOL, rtol=RTOL,
+            msg=f"{launch} at {num_tokens} tokens: outside one bfloat16 rounding step",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("num_tokens", [20, 48])
+def test_linear_op_replays_the_tuned_wide_launch(num_tokens: int) -> None:
+    static = problem(num_tokens, 28672 if num_tokens > 32 else 4096, 4096, with_bias=False, seed=7)
+    out_features = static[1].shape[0]
+    refills = [problem(num_tokens, out_features, 4096, with_bias=False, seed=s) for s in (8, 9)]
+    outputs = replayed_outputs(linear, static, refills)
+    for out, (x, weight, bias) in zip(outputs, refills, strict=True):
+        torch.testing.assert_close(out, float32_linear(x, weight, bias), atol=ATOL, rtol=RTOL)
 
 
 def replayed_outputs(
