@@ -52,9 +52,15 @@ class EngineArgs:
     num_gpu_blocks_override: int | None = attrs.field(
         default=None, metadata=_help("exact number of KV cache blocks (testing)")
     )
-    max_num_seqs: int = attrs.field(default=256, metadata=_help("most requests in one step"))
+    max_num_seqs: int | None = attrs.field(
+        default=None,
+        metadata=_help("most requests in one step (default: the platform's; CUDA: 1024 on cards "
+                       "of 70 GiB or more except the A100, else 256; CPU: 256)"),
+    )
     max_num_batched_tokens: int | None = attrs.field(
-        default=None, metadata=_help("token budget per step (default 8192)")
+        default=None,
+        metadata=_help("token budget per step (default: the platform's; CUDA from 70 GiB: 16384 "
+                       "offline, 8192 serving; smaller cards 8192 / 2048; CPU: 8192)"),
     )
     enable_chunked_prefill: bool = attrs.field(
         default=True, metadata=_help("split long prompts across steps")
@@ -72,8 +78,9 @@ class EngineArgs:
     )
     cuda_graph_sizes: list[int] | None = attrs.field(
         default=None,
-        metadata=_help("decode batch sizes to capture as device graphs (default: 1 2 4 8, then "
-                       "multiples of 16 up to min(--max-num-seqs, 256)); larger batches run eagerly"),
+        metadata=_help("decode batch sizes to capture as device graphs (default: 1 2 4 8, "
+                       "multiples of 16 up to 256, then of 32 up to min(--max-num-seqs, 512)); "
+                       "larger batches run eagerly"),
     )
     kv_transfer_config: str | dict[str, Any] | None = attrs.field(
         default=None,

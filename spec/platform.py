@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -23,6 +23,22 @@ if TYPE_CHECKING:
 class MemoryInfo:
     total_bytes: int
     free_bytes: int
+
+
+# Who starts the engine: "offline" is the `LLM` class (throughput first), "server" is
+# `tenon serve` (latency matters too). vLLM's usage contexts LLM_CLASS and OPENAI_API_SERVER.
+Usage = Literal["offline", "server"]
+
+
+@attrs.frozen(kw_only=True)
+class BatchDefaults:
+    """What --max-num-seqs and --max-num-batched-tokens mean when nobody sets them."""
+
+    max_num_seqs: int
+    max_num_batched_tokens: int
+
+
+GENERIC_BATCH_DEFAULTS = BatchDefaults(max_num_seqs=256, max_num_batched_tokens=8192)
 
 
 class Platform(abc.ABC):
@@ -37,6 +53,8 @@ class Platform(abc.ABC):
       `replay()`, and `pool()` (a memory-pool handle; graphs captured with the same pool share
       memory, so only one of them may run at a time).
     - `preferred_attention_backends` ranks backend names ahead of priority order.
+    - `batch_defaults(device, usage)` sizes the step where the user did not: a large device
+      keeps its matmuls efficient with more sequences and tokens a step.
     """
 
     name: str = "platform"
@@ -71,6 +89,11 @@ class Platform(abc.ABC):
         """The dtype `--dtype auto` means here, given the checkpoint's (None when unknown).
         Default: the checkpoint's half precision if it has one, else bfloat16."""
         return checkpoint_dtype if checkpoint_dtype in ("bfloat16", "float16") else "bfloat16"
+
+    def batch_defaults(self, device: torch.device, usage: Usage) -> BatchDefaults:
+        """--max-num-seqs and --max-num-batched-tokens where neither the user nor a plugin's
+        `tenon_configure` set them. Default: 256 sequences and 8192 tokens a step."""
+        return GENERIC_BATCH_DEFAULTS
 
     def pin_memory_available(self) -> bool:
         """Whether host buffers should be pinned for asynchronous copies."""

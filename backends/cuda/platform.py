@@ -6,7 +6,19 @@ from typing import Any
 
 import torch
 
-from tenon.spec.platform import MemoryInfo, Platform
+from tenon.spec.platform import BatchDefaults, MemoryInfo, Platform, Usage
+
+LARGE_DEVICE_BYTES = 70 * 2**30
+
+
+def batch_defaults_for(total_bytes: int, device_name: str, usage: Usage) -> BatchDefaults:
+    """vLLM's defaults by device: from 70 GiB (H100, H200, ...; not the A100, where a larger token
+    budget measured slower in vLLM) 1024 sequences and 16384 tokens a step offline, 8192 for a
+    server; smaller cards 256 sequences and 8192 / 2048 tokens."""
+    if total_bytes >= LARGE_DEVICE_BYTES and "a100" not in device_name.lower():
+        return BatchDefaults(max_num_seqs=1024,
+                             max_num_batched_tokens=16384 if usage == "offline" else 8192)
+    return BatchDefaults(max_num_seqs=256, max_num_batched_tokens=8192 if usage == "offline" else 2048)
 
 
 class CudaPlatform(Platform):
@@ -40,6 +52,10 @@ class CudaPlatform(Platform):
         from tenon_cuda.graphs import CudaGraph
 
         return CudaGraph()
+
+    def batch_defaults(self, device: torch.device, usage: Usage) -> BatchDefaults:
+        properties = torch.cuda.get_device_properties(device)
+        return batch_defaults_for(properties.total_memory, properties.name, usage)
 
     def pin_memory_available(self) -> bool:
         return True

@@ -18,20 +18,28 @@ def workload_from_argv(defaults: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(given + list(defaults[len(given):]))  # type: ignore[return-value]
 
 
-def engine_kwargs_from_argv() -> dict[str, int | str]:
-    """Engine keywords given as key=value after the workload's numbers (ints where they parse)."""
-    kwargs: dict[str, int | str] = {}
+EngineValue = int | str | list[int]
+
+
+def engine_kwargs_from_argv() -> dict[str, EngineValue]:
+    """Engine keywords given as key=value after the workload's numbers: ints where they parse,
+    space-separated ints as a list (cuda_graph_sizes="1 2 4 8"), else strings."""
+    kwargs: dict[str, EngineValue] = {}
     for arg in sys.argv[1:]:
         if "=" in arg:
             key, value = arg.split("=", 1)
-            kwargs[key] = int(value) if value.isdigit() else value
+            parts = value.split()
+            if len(parts) > 1 and all(part.isdigit() for part in parts):
+                kwargs[key] = [int(part) for part in parts]
+            else:
+                kwargs[key] = int(value) if value.isdigit() else value
     return kwargs
 
 
-def dummy_llm(**engine_kwargs: int | str) -> LLM:
+def dummy_llm(**engine_kwargs: EngineValue) -> LLM:
     """The 8B dummy engine; keywords override its defaults (model=DIR runs another model)."""
-    kwargs: dict[str, int | str] = {"model": MODEL, "load_format": "dummy", "dtype": "bfloat16",
-                                    "max_model_len": 4096}
+    kwargs: dict[str, EngineValue] = {"model": MODEL, "load_format": "dummy", "dtype": "bfloat16",
+                                      "max_model_len": 4096}
     kwargs.update(engine_kwargs)
     return LLM(log_startup=False, **kwargs)
 

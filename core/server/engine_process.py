@@ -111,7 +111,7 @@ def _build(engine_args: dict[str, Any], output_socket: zmq.Socket) -> Any | None
     from tenon.startup.engine_builder import build_engine
 
     try:
-        engine = build_engine(EngineArgs(**engine_args))
+        engine = build_engine(EngineArgs(**engine_args), usage="server")
     except Exception as error:
         message = str(error) or type(error).__name__
         _log(f"failed to start: {message}")

@@ -23,6 +23,7 @@ from tenon.plugin_host import Decision, PluginHost, load_plugins
 from tenon.spec import PlatformSpec, PluginKind, Requirements
 from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
+from tenon.spec.platform import GENERIC_BATCH_DEFAULTS, BatchDefaults, Usage
 from tenon.startup.kv_transfer_setup import build_kv_transfer, select_kv_connector
 from tenon.startup.model_source import resolve_model_source, select_loader
 from tenon.startup.phases import StartupLog
@@ -30,8 +31,6 @@ from tenon.worker.input_buffers import InputBuffers
 from tenon.worker.kv_cache import allocate_kv_cache, num_blocks_for
 from tenon.worker.model_runner import ModelRunner
 from tenon.worker.worker import Worker
-
-DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
 
 
 @attrs.frozen(kw_only=True)
@@ -69,7 +68,9 @@ def _log_decision(log: StartupLog, decision: Decision) -> None:
     log.slot(decision.kind.label, decision.chosen.name, "; ".join(verdict.reasons) if verdict else "")
 
 
-def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
+def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usage = "offline") -> Engine:
+    """Start an engine for `args`; `usage` says who runs it ("offline": the `LLM` class,
+    "server": `tenon serve`), which picks the platform's batch defaults."""
     log = log or StartupLog()
     envs.check_environment()
     with log.phase("plugins"):
@@ -108,9 +109,12 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
                 num_gpu_blocks_override=args.num_gpu_blocks_override,
                 **args.kv_offloading_cache_fields(),
             ),
+            # Provisional until the platform is known (_resolve_batch_limits); the user's values
+            # are final.
             scheduler=SchedulerConfig(
-                max_num_seqs=args.max_num_seqs,
-                max_num_batched_tokens=args.max_num_batched_tokens or max(DEFAULT_MAX_NUM_BATCHED_TOKENS, 0),
+                max_num_seqs=args.max_num_seqs or GENERIC_BATCH_DEFAULTS.max_num_seqs,
+                max_num_batched_tokens=(args.max_num_batched_tokens
+                                        or GENERIC_BATCH_DEFAULTS.max_num_batched_tokens),
                 enable_chunked_prefill=args.enable_chunked_prefill,
             ),
             plugins=PluginSelection(
@@ -129,6 +133,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
         assert isinstance(platform_spec, PlatformSpec)  # select() raises when nothing fits
         platform_has_graphs = platform_spec.capabilities.supports_graphs
         device = platform.device(0)
+        _resolve_batch_limits(log, config, args, platform.batch_defaults(device, usage))
         config.model.dtype = _resolve_dtype(config.model.dtype, hf_config, platform)
         dtype = getattr(torch, config.model.dtype)
     connector_classes = None
@@ -255,6 +260,24 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None) -> Engine:
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
                   startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def _resolve_batch_limits(log: StartupLog, config: EngineConfig, args: EngineArgs,
+                          defaults: BatchDefaults) -> None:
+    """The platform's --max-num-seqs / --max-num-batched-tokens where neither the user nor a
+    `tenon_configure` hook changed the provisional generic values. Without chunked prefill a
+    whole prompt must fit one step, so the default budget is at least --max-model-len."""
+    scheduler = config.scheduler
+    if args.max_num_seqs is None and scheduler.max_num_seqs == GENERIC_BATCH_DEFAULTS.max_num_seqs:
+        scheduler.max_num_seqs = defaults.max_num_seqs
+    if (args.max_num_batched_tokens is None
+            and scheduler.max_num_batched_tokens == GENERIC_BATCH_DEFAULTS.max_num_batched_tokens):
+        scheduler.max_num_batched_tokens = defaults.max_num_batched_tokens
+        if not scheduler.enable_chunked_prefill:
+            scheduler.max_num_batched_tokens = max(scheduler.max_num_batched_tokens,
+                                                   config.model.max_model_len)
+    log.note(f"batch limits: {scheduler.max_num_seqs} sequences, {scheduler.max_num_batched_tokens} "
+             "tokens a step")
 
 
 def _resolve_async_scheduling(requested: bool | None, *, device_type: str, has_connector: bool) -> bool:

@@ -29,15 +29,16 @@ import torch
 from tenon.spec.attention import AttentionBackend, ForwardContext
 from tenon.worker.input_buffers import InputBuffers, StepInputs
 
-MAX_DEFAULT_CAPTURE_SIZE = 256
+MAX_DEFAULT_CAPTURE_SIZE = 512  # vLLM's cap; larger decode batches run eagerly
 
 
 def default_capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
-    """1, 2, 4, 8, then every multiple of 16 up to min(max_num_seqs, 256) (vLLM's shape, fewer
-    sizes: each costs start-up time and a little memory)."""
+    """1, 2, 4, 8, every multiple of 16 up to 256, then of 32 up to min(max_num_seqs, 512)
+    (vLLM's shape, fewer sizes: each costs start-up time and a little memory; a batch pads to
+    the next size, at most 1/8 more rows past 256)."""
     limit = min(max_num_seqs, MAX_DEFAULT_CAPTURE_SIZE)
-    sizes = [size for size in (1, 2, 4, 8) if size <= limit]
-    sizes += list(range(16, limit + 1, 16))
+    candidates = [1, 2, 4, 8, *range(16, 257, 16), *range(288, MAX_DEFAULT_CAPTURE_SIZE + 1, 32)]
+    sizes = [size for size in candidates if size <= limit]
     if limit not in sizes:
         sizes.append(limit)
     return tuple(sorted(set(sizes)))
