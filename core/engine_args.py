@@ -79,8 +79,8 @@ class EngineArgs:
     cuda_graph_sizes: list[int] | None = attrs.field(
         default=None,
         metadata=_help("decode batch sizes to capture as device graphs (default: 1 2 4 8, "
-                       "multiples of 16 up to 256, then of 32 up to min(--max-num-seqs, 512)); "
-                       "larger batches run eagerly"),
+                       "multiples of 16 up to 256, of 32 up to 512, of 64 up to 1024, as far as "
+                       "--max-num-seqs); larger batches run eagerly"),
     )
     kv_transfer_config: str | dict[str, Any] | None = attrs.field(
         default=None,

@@ -173,8 +173,10 @@ class AttentionBackend(abc.ABC):
         rotary: FusedRotary,
     ) -> torch.Tensor:  # [num_tokens, num_heads, head_size]
         """`forward` of the rotated query and key (the cache gets the rotated key), for steps
-        where `rotates_this_step` said so; `query` and `key` may be overwritten. A step it did
-        not accept is the caller's error: by default, every step."""
+        where `rotates_this_step` said so; `query` and `key` may be overwritten. The three
+        arrive as views of the model's fused projection output: each row's head dimension is
+        contiguous, but rows are strided (a backend that needs dense rows copies them). A step
+        it did not accept is the caller's error: by default, every step."""
         raise ValueError(
             f"{type(self).__name__} does not rotate inside attention: call forward_rotating "
             "only where rotates_this_step is true, and rotate query and key before forward "

@@ -22,7 +22,9 @@ from tests.helpers.tiny_model import VOCAB_SIZE
 
 def test_default_capture_sizes() -> None:
     assert default_capture_sizes(256) == (1, 2, 4, 8, *range(16, 257, 16))
-    assert default_capture_sizes(1024) == (1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32))
+    assert default_capture_sizes(1024) == (
+        1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32), *range(576, 1025, 64))
+    assert default_capture_sizes(4096)[-1] == 1024
     assert default_capture_sizes(300) == (1, 2, 4, 8, *range(16, 257, 16), 288, 300)
     assert default_capture_sizes(3) == (1, 2, 3)
     assert default_capture_sizes(40) == (1, 2, 4, 8, 16, 32, 40)

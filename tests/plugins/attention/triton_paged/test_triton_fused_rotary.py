@@ -1,8 +1,9 @@
 """The Triton backend rotating query and key inside its decode kernel (`forward_rotating`):
 what rotating first (the reference rotation, which the rotary op matches) and then attending
 gives, output and cache bit for bit under the interpreter and within the dtype's tolerance
-when compiled, for both decode loops, GQA, a padded head size, a request
-without a row, padding requests and rows; and who gets to rotate inside attention."""
+when compiled, for both decode loops, GQA, a padded head size, a request without a row, padding
+requests and rows, with query, key and value as strided views of one projection output (as the
+decoder passes them); and who gets to rotate inside attention."""
 
 from __future__ import annotations
 
@@ -78,9 +79,16 @@ def test_rotating_inside_equals_rotating_first(
         positions=positions, cos_cache=embedding.cos_cache,
         signed_sin_cache=embedding.signed_sin_cache,
     )  # fmt: skip
-    fused = backend.forward_rotating(
-        layer, query.clone(), key.clone(), value, fused_cache[:, 1], metadata, rotary
+    # As the decoder hands them over: strided views of one fused projection output.
+    num_rows = query.shape[0]
+    qkv = torch.cat([query.reshape(num_rows, -1), key.reshape(num_rows, -1),
+                     value.reshape(num_rows, -1)], dim=1)
+    q_view, k_view, v_view = (
+        part.view(num_rows, -1, head_size)
+        for part in qkv.split([query[0].numel(), key[0].numel(), value[0].numel()], dim=1)
     )
+    assert not v_view.is_contiguous()
+    fused = backend.forward_rotating(layer, q_view, k_view, v_view, fused_cache[:, 1], metadata, rotary)
     plain = backend.forward(layer, rotated_query, rotated_key, value, plain_cache[:, 1], metadata)
 
     if device == "cpu":  # the interpreter rounds every step as written, in one fixed order
