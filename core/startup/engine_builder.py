@@ -211,6 +211,19 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
         kv_cache, kv_layers = allocate_kv_cache(kv_spec, num_blocks, block_size, dtype, device)
         log.note(f"KV cache: {num_blocks - 1} blocks of {block_size} tokens "
                  f"({(num_blocks - 1) * block_size} tokens, {kv_cache.nbytes / 2**20:.0f} MiB)")
+    if device.type != "cpu":  # compiled kernels: no request should wait for a compile
+        with log.phase("warm-up"):
+            from tenon.worker.kernel_warm_up import warm_up_prefill
+
+            with platform.inference_mode():
+                lengths = warm_up_prefill(
+                    model=model, attention_backend=backend, kv_layers=kv_layers,
+                    num_kv_blocks=num_blocks, block_size=block_size,
+                    vocab_size=int(hf_config.vocab_size), device=device,
+                    max_query_len=min(max_num_tokens, max_model_len),
+                )
+            if lengths:
+                log.note(f"warmed up steps of query lengths {lengths[0]} to {lengths[-1]}")
     with log.phase("runner"):
         max_blocks_per_req = -(-max_model_len // block_size)
         buffers = InputBuffers(
