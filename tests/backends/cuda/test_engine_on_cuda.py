@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from tenon import LLM, SamplingParams
+from tenon_cuda.platform import batch_defaults_for
 from tests.helpers.tiny_model import VOCAB_SIZE, make_tiny_model_dir
 
 pytestmark = [
@@ -93,8 +94,12 @@ def test_memory_profile_sizes_the_cache_and_fits_max_model_len(model_dir: Path) 
     llm = LLM(str(model_dir), dtype="bfloat16", log_startup=False, gpu_memory_utilization=0.5)
     notes = "\n".join(llm.engine.startup.notes)
     assert "memory profile:" in notes
-    # Plenty of room: the cache is capped at what 256 sequences of 256 tokens could use.
-    assert llm.engine.config.cache.num_blocks == 256 * (256 // 16) + 1
+    # Plenty of room: the cache is capped at what max_num_seqs sequences of 256 tokens could
+    # use; max_num_seqs is the platform's default for this card (vLLM's rule).
+    properties = torch.cuda.get_device_properties(0)
+    max_num_seqs = batch_defaults_for(properties.total_memory, properties.name, "offline").max_num_seqs
+    assert llm.engine.config.scheduler.max_num_seqs == max_num_seqs
+    assert llm.engine.config.cache.num_blocks == max_num_seqs * (256 // 16) + 1
     assert llm.engine.config.model.max_model_len == 256
     llm.shutdown()
 
@@ -132,17 +137,24 @@ def test_bfloat16_logprobs_close_to_hf_on_cuda(model_dir: Path, backend: str) ->
     llm.shutdown()
 
 
-def test_bfloat16_single_stream_decode_close_to_hf_on_cuda(model_dir: Path) -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["one-at-a-time", "batch-of-6"])
+def test_bfloat16_decode_close_to_hf_on_cuda(model_dir: Path, together: bool) -> None:
     """One request at a time decodes through the batch-1 graph, where the fused one-token ops
-    (RMSNorm and SiLU-and-mul inside the GEMVs) run. Each sampled token's logprob must be as
-    close to float32 as HF's bf16 is (the rule of the prompt-logprob test above)."""
+    (RMSNorm and SiLU-and-mul inside the GEMVs) run; six together through the batch-8 graph,
+    where the pipelined decode kernel rotates and reads strided q/k/v rows of the projection. Each
+    sampled token's logprob must be as close to float32 as HF's bf16 is (the rule of the
+    prompt-logprob test above)."""
     hf_bf16 = _hf(model_dir, torch.bfloat16)
     hf_fp32 = _hf(model_dir, torch.float32)
     llm = LLM(str(model_dir), dtype="bfloat16", log_startup=False)
     params = SamplingParams(temperature=0.0, max_tokens=16, logprobs=0, ignore_eos=True)
     ours_error = hf_error = 0.0
-    for prompt in _prompts(3):
-        output = llm.generate([{"prompt_token_ids": prompt}], params)[0].outputs[0]
+    prompts = _prompts(6 if together else 3)
+    if together:
+        outputs = [o.outputs[0] for o in llm.generate([{"prompt_token_ids": p} for p in prompts], params)]
+    else:
+        outputs = [llm.generate([{"prompt_token_ids": p}], params)[0].outputs[0] for p in prompts]
+    for prompt, output in zip(prompts, outputs, strict=True):
         assert output.logprobs is not None and len(output.token_ids) == 16
         ids = torch.tensor([prompt + output.token_ids], device="cuda")
         with torch.no_grad():
