@@ -1,0 +1,60 @@
+"""Where does a batched decode step's GPU time go? Starts the 8B dummy engine, runs
+`num_prompts` random prompts of `input_len` tokens, and profiles `active` engine steps once
+`skip` steps have passed (past the prefills: pure decode steps replaying a graph), then prints
+kernel time per step by kind (`offline_trace.KINDS`) and the kernels that took longest.
+
+    python3 benchmarks/diagnostics/decode_step_kernels.py [num_prompts] [input_len] [skip] [active]
+        [engine keyword=value ...]
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from typing import Any
+
+import torch
+from offline_setup import dummy_llm, engine_kwargs_from_argv, random_batch
+from offline_trace import kind_of
+from torch.profiler import ProfilerActivity, profile, schedule
+
+
+def main() -> None:
+    numbers = [int(arg) for arg in sys.argv[1:5] if "=" not in arg]
+    num_prompts, input_len, skip, active = numbers + [200, 1000, 40, 20][len(numbers):]
+    llm = dummy_llm(**engine_kwargs_from_argv())
+    prompts, params = random_batch(llm, num_prompts, input_len, skip + active + 8)
+    llm.generate(prompts[:4], params, use_tqdm=False)  # warm
+    core = llm.engine.client.core
+    original_step = core.step
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
+                 schedule=schedule(wait=skip, warmup=0, active=active, repeat=1)) as trace:
+
+        def step() -> Any:
+            outputs = original_step()
+            trace.step()
+            return outputs
+
+        core.step = step
+        llm.generate(prompts, params, use_tqdm=False)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    core.step = original_step
+    events = trace.key_averages()
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
+    total_us = sum(e.self_device_time_total for e in kernels)
+    print(f"{num_prompts} x {input_len} in: {active} decode steps after {skip}: kernels "
+          f"{total_us / active / 1e3:.2f} ms a step")
+    by_kind: dict[str, float] = collections.defaultdict(float)
+    for event in kernels:
+        by_kind[kind_of(event.key)] += event.self_device_time_total
+    for kind, kind_us in sorted(by_kind.items(), key=lambda item: -item[1]):
+        print(f"  {kind:<20} {kind_us / active / 1e3:7.3f} ms a step  {kind_us / total_us:6.1%}")
+    for event in sorted(kernels, key=lambda e: -e.self_device_time_total)[:16]:
+        print(f"  {event.self_device_time_total / active / 1e3:7.3f} ms a step  {event.count // active:4d} "
+              f"a step  {event.key[:90]}")
+    llm.shutdown()
+
+
+if __name__ == "__main__":
+    main()
