@@ -15,8 +15,9 @@
 #
 # Environment: MODEL (default benchmarks/configs/llama-3.1-8b), DTYPE (bfloat16), LOAD_FORMAT
 # (dummy), MAX_MODEL_LEN (4096), TOKENIZER, NUM_PROMPTS (200), CONCURRENCY (32), INPUT_LEN (1024),
-# OUTPUT_LEN (128), ENGINE_FLAGS (default "--max-num-seqs 32", so the offline run batches as the
-# server does), PORT (default: a free one), HEALTH_TIMEOUT_S (600), OUTPUT_JSON (default
+# OUTPUT_LEN (128), ENGINE_FLAGS (default "--max-num-seqs 32 --max-num-batched-tokens 8192", so the
+# offline run batches as the server does: the platform gives the two different token budgets),
+# PORT (default: a free one), HEALTH_TIMEOUT_S (600), OUTPUT_JSON (default
 # benchmarks/results/serve-32-gpu.json), TENON (default .venv/bin/tenon if present, else tenon on
 # PATH). A smoke test on the CPU: OMP_NUM_THREADS=1 MODEL=<tiny llama dir> DTYPE=float32 MAX_MODEL_LEN=256
 # NUM_PROMPTS=4 CONCURRENCY=2 INPUT_LEN=32 OUTPUT_LEN=8 (the record flags non-standard shapes).
@@ -36,7 +37,7 @@ NUM_PROMPTS=${NUM_PROMPTS:-200}
 CONCURRENCY=${CONCURRENCY:-32}
 INPUT_LEN=${INPUT_LEN:-1024}
 OUTPUT_LEN=${OUTPUT_LEN:-128}
-ENGINE_FLAGS=${ENGINE_FLAGS:---max-num-seqs 32}
+ENGINE_FLAGS=${ENGINE_FLAGS:---max-num-seqs 32 --max-num-batched-tokens 8192}
 HEALTH_TIMEOUT_S=${HEALTH_TIMEOUT_S:-600}
 OUTPUT_JSON=${OUTPUT_JSON:-benchmarks/results/serve-32-gpu.json}
 MODEL_FLAGS="--load-format $LOAD_FORMAT --dtype $DTYPE --max-model-len $MAX_MODEL_LEN"
