@@ -41,7 +41,9 @@ def main() -> None:
             torch.cuda.synchronize()
     core.step = original_step
     events = trace.key_averages()
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0]
+    # The profiler's own step ranges ("ProfilerStep#N") carry the step's whole device time: not kernels.
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
+               and e.self_device_time_total > 0 and not e.key.startswith("ProfilerStep")]
     total_us = sum(e.self_device_time_total for e in kernels)
     print(f"{num_prompts} x {input_len} in: {active} decode steps after {skip}: kernels "
           f"{total_us / active / 1e3:.2f} ms a step")

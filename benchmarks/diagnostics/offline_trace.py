@@ -53,13 +53,16 @@ def main() -> None:
         torch.cuda.synchronize()
         traced_s = time.perf_counter() - start
     events = trace.key_averages()
-    device_us = sum(event.self_device_time_total for event in events)
+    # Kernels and copies only: CPU-side ops (aten::mm) also report the device time of what they
+    # launched, which would count it twice.
+    device_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
+                     and e.self_device_time_total > 0 and not e.key.startswith("ProfilerStep")]
+    device_us = sum(event.self_device_time_total for event in device_events)
     print(f"under the profiler: {traced_s:.3f} s wall, kernels {device_us / 1e6:.3f} s "
           f"(GPU busy {device_us / 1e6 / traced_s:.0%})")
     by_kind: dict[str, float] = collections.defaultdict(float)
-    for event in events:
-        if event.self_device_time_total > 0 and event.device_type == torch.autograd.DeviceType.CUDA:
-            by_kind[kind_of(event.key)] += event.self_device_time_total
+    for event in device_events:
+        by_kind[kind_of(event.key)] += event.self_device_time_total
     for kind, total_us in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"  {kind:<20} {total_us / 1e6:8.3f} s  {total_us / device_us:6.1%} of kernel time")
     print(events.table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
