@@ -60,3 +60,26 @@ def test_default_weight_loader_names_both_shapes() -> None:
     assert torch.equal(param, torch.arange(6.0).view(3, 2))
     with pytest.raises(ValueError, match="not fused"):
         load_param({"norm.weight": param}, "norm.weight", torch.ones(3, 2), shard_index=0)
+
+
+def test_lm_head_runs_the_selected_linear_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Logits go through the linear op the engine installed (the Triton GEMV on GPUs), then are
+    upcast; without one, torch's linear."""
+    from tenon.layers import ops
+
+    head = LMHead(9, 4, dtype=torch.float16, device=CPU, tied_to=None)
+    torch.manual_seed(3)
+    head.weight.data.copy_(torch.randn(9, 4))
+    hidden = torch.randn(3, 4).half()
+    expected = torch.nn.functional.linear(hidden, head.weight).float()
+    torch.testing.assert_close(head(hidden), expected, rtol=0, atol=0)
+    calls = []
+
+    def doubled(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        calls.append((tuple(x.shape), tuple(weight.shape)))
+        return torch.nn.functional.linear(x, weight) * 2
+
+    monkeypatch.setattr(ops, "selected", lambda op, device_type: doubled if op == "linear" else None)
+    logits = head(hidden)
+    assert calls == [((3, 4), (9, 4))] and logits.dtype == torch.float32
+    torch.testing.assert_close(logits, expected * 2, rtol=0, atol=0)
