@@ -9,13 +9,12 @@ kernel time per step by kind (`offline_trace.KINDS`) and the kernels that took l
 
 from __future__ import annotations
 
-import collections
 import sys
 from typing import Any
 
 import torch
 from offline_setup import dummy_llm, engine_kwargs_from_argv, random_batch
-from offline_trace import kind_of
+from offline_trace import kernel_time_by_kind
 from torch.profiler import ProfilerActivity, profile, schedule
 
 
@@ -41,15 +40,9 @@ def main() -> None:
             torch.cuda.synchronize()
     core.step = original_step
     events = trace.key_averages()
-    # The profiler's own step ranges ("ProfilerStep#N") carry the step's whole device time: not kernels.
-    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
-               and e.self_device_time_total > 0 and not e.key.startswith("ProfilerStep")]
-    total_us = sum(e.self_device_time_total for e in kernels)
+    kernels, total_us, by_kind = kernel_time_by_kind(events)
     print(f"{num_prompts} x {input_len} in: {active} decode steps after {skip}: kernels "
           f"{total_us / active / 1e3:.2f} ms a step")
-    by_kind: dict[str, float] = collections.defaultdict(float)
-    for event in kernels:
-        by_kind[kind_of(event.key)] += event.self_device_time_total
     for kind, kind_us in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"  {kind:<20} {kind_us / active / 1e3:7.3f} ms a step  {kind_us / total_us:6.1%}")
     for event in sorted(kernels, key=lambda e: -e.self_device_time_total)[:16]:

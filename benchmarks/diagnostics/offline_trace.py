@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import re
 import time
+from typing import Any
 
 import torch
 from offline_setup import dummy_llm, engine_kwargs_from_argv, random_batch, workload_from_argv
@@ -37,6 +38,18 @@ def kind_of(name: str) -> str:
     return next((kind for kind, pattern in KINDS if re.search(pattern, name)), "other")
 
 
+def kernel_time_by_kind(events: Any) -> tuple[list[Any], float, dict[str, float]]:
+    """A profile's kernels and copies, their summed device microseconds, and that sum by kind.
+    CPU-side ops (aten::mm) and the profiler's step ranges also report the device time of what
+    they span, which would count it twice."""
+    kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
+               and e.self_device_time_total > 0 and not e.key.startswith("ProfilerStep")]
+    by_kind: dict[str, float] = collections.defaultdict(float)
+    for event in kernels:
+        by_kind[kind_of(event.key)] += event.self_device_time_total
+    return kernels, sum(e.self_device_time_total for e in kernels), dict(by_kind)
+
+
 def main() -> None:
     num_prompts, input_len, output_len = workload_from_argv((256, 128, 128))
     llm = dummy_llm(**engine_kwargs_from_argv())
@@ -53,16 +66,9 @@ def main() -> None:
         torch.cuda.synchronize()
         traced_s = time.perf_counter() - start
     events = trace.key_averages()
-    # Kernels and copies only: CPU-side ops (aten::mm) also report the device time of what they
-    # launched, which would count it twice.
-    device_events = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA
-                     and e.self_device_time_total > 0 and not e.key.startswith("ProfilerStep")]
-    device_us = sum(event.self_device_time_total for event in device_events)
+    _, device_us, by_kind = kernel_time_by_kind(events)
     print(f"under the profiler: {traced_s:.3f} s wall, kernels {device_us / 1e6:.3f} s "
           f"(GPU busy {device_us / 1e6 / traced_s:.0%})")
-    by_kind: dict[str, float] = collections.defaultdict(float)
-    for event in device_events:
-        by_kind[kind_of(event.key)] += event.self_device_time_total
     for kind, total_us in sorted(by_kind.items(), key=lambda item: -item[1]):
         print(f"  {kind:<20} {total_us / 1e6:8.3f} s  {total_us / device_us:6.1%} of kernel time")
     print(events.table(sort_by="self_cuda_time_total", row_limit=25, max_name_column_width=70))
