@@ -17,6 +17,9 @@ from tenon.spec.attention import AttentionBackend, AttentionBackendConfig
 # Decode steps of three requests, one long enough to be split across programs, one shorter
 # than a block, one in between; clipped to the model length of the benchmark's backend config.
 CHECK_SEQ_LENS = (1500, 7, 300)
+# A prefill check (`prefill=True`): a 40-token chunk after a cached prefix, a whole 7-token
+# prompt, and a decode row beside them (query lengths; sequence lengths as above).
+CHECK_PREFILL_QUERY_LENS = (40, 7, 1)
 
 
 @attrs.frozen(kw_only=True)
@@ -51,24 +54,29 @@ def choose_attention_backend(name: str, *, device_type: str, dtype: str, head_si
 
 
 def check_against_reference(choice: BackendChoice, config: AttentionBackendConfig, *, num_heads: int,
-                            num_kv_heads: int, head_size: int, seed: int = 0) -> float:
-    """Run one decode step of random paged requests through `choice` and the reference backend
-    (layer 1 of a two-layer cache, so the layer view is strided); return the largest absolute
-    difference, or raise RuntimeError when it exceeds the conformance suite's tolerance."""
+                            num_kv_heads: int, head_size: int, seed: int = 0, prefill: bool = False) -> float:
+    """Run one decode step (or, with `prefill`, a step of prompt chunks and a decode row) of
+    random paged requests through `choice` and the reference backend (layer 1 of a two-layer
+    cache, so the layer view is strided); return the largest absolute difference, or raise
+    RuntimeError when it exceeds the conformance suite's tolerance."""
     from tenon.plugins.attention.reference import ReferenceAttentionBackend
     from tenon.testing.attention_conformance import DEFAULT_TOLERANCES
     from tenon.testing.paged_layouts import make_case, make_layer, step_inputs
 
     seq_lens = [min(seq_len, config.max_model_len) for seq_len in CHECK_SEQ_LENS]
+    query_lens = [1] * len(seq_lens)
+    if prefill:
+        query_lens = [min(query_len, seq_len) for query_len, seq_len in zip(CHECK_PREFILL_QUERY_LENS, seq_lens,
+                                                                            strict=True)]
     case = make_case(
-        query_lens=[1] * len(seq_lens), seq_lens=seq_lens, num_heads=num_heads, num_kv_heads=num_kv_heads,
+        query_lens=query_lens, seq_lens=seq_lens, num_heads=num_heads, num_kv_heads=num_kv_heads,
         head_size=head_size, block_size=config.block_size, num_layers=2, layer_index=1, seed=seed,
         dtype=getattr(torch, config.dtype), device=config.device,
     )
     query, key, value, metadata = step_inputs(case, config.block_size)
     layer = make_layer(num_heads=num_heads, num_kv_heads=num_kv_heads, head_size=head_size, layer_index=1)
     check_config = attrs.evolve(config, num_layers=2, max_num_reqs=max(config.max_num_reqs, len(seq_lens)),
-                                max_num_tokens=max(config.max_num_tokens, len(seq_lens)))
+                                max_num_tokens=max(config.max_num_tokens, sum(query_lens)))
     backend, reference = choice.backend_class(check_config), ReferenceAttentionBackend(check_config)
     cache, reference_cache = case.kv_cache.clone(), case.kv_cache.clone()
     with torch.inference_mode():
@@ -81,8 +89,9 @@ def check_against_reference(choice: BackendChoice, config: AttentionBackendConfi
     max_error = float(error.max())
     if not bool((error <= atol + rtol * expected.float().abs()).all()):
         raise RuntimeError(
-            f"attention backend {choice.name} differs from the reference on a {config.dtype} decode step "
-            f"(seq_lens {seq_lens}): max abs error {max_error:.4g} over atol {atol} + rtol {rtol}; "
+            f"attention backend {choice.name} differs from the reference on a {config.dtype} "
+            f"{'prefill' if prefill else 'decode'} step (query_lens {query_lens}, "
+            f"seq_lens {seq_lens}): max abs error {max_error:.4g} over atol {atol} + rtol {rtol}; "
             "no time is reported for a backend that computes the wrong thing"
         )
     return max_error

@@ -90,11 +90,13 @@ def num_buffers_for(buffer_bytes: int, *, min_total_bytes: int, min_num_buffers:
 
 
 @attrs.frozen(kw_only=True)
-class DecodeBuffers:
+class StepBuffers:
+    """One step's inputs over `num_buffers` layers of K/V (decode or prefill)."""
+
     kv_cache: torch.Tensor  # [num_blocks, num_buffers, 2, block_size, num_kv_heads, head_size]
-    query: torch.Tensor  # [batch_size, num_heads, head_size]
-    key: torch.Tensor  # [batch_size, num_kv_heads, head_size], this step's new rows
-    value: torch.Tensor  # [batch_size, num_kv_heads, head_size]
+    query: torch.Tensor  # [num_tokens, num_heads, head_size]
+    key: torch.Tensor  # [num_tokens, num_kv_heads, head_size], this step's new rows
+    value: torch.Tensor  # [num_tokens, num_kv_heads, head_size]
     metadata: AttentionMetadata
 
     @property
@@ -109,30 +111,40 @@ class DecodeBuffers:
         return self.kv_cache[:, index]  # [num_blocks, 2, block_size, num_kv_heads, head_size]
 
 
-def make_decode_buffers(shape: AttentionShape, *, batch_size: int, context_len: int, num_buffers: int,
-                        device: torch.device, seed: int = 0) -> DecodeBuffers:
-    """Random K/V in `num_buffers` layers of one allocation; each request's `context_len` tokens
-    (its last one this step's) in shuffled blocks."""
+def make_step_buffers(shape: AttentionShape, *, query_lens: list[int], seq_lens: list[int], num_buffers: int,
+                      device: torch.device, seed: int = 0) -> StepBuffers:
+    """Random K/V in `num_buffers` layers of one allocation; request r computes the last
+    `query_lens[r]` of its `seq_lens[r]` tokens, whose blocks are shuffled over the cache."""
     from tenon.testing.paged_runner import build_metadata
 
     dtype = getattr(torch, shape.dtype)
-    blocks_per_request = math.ceil(context_len / shape.block_size)
-    num_blocks = 1 + batch_size * blocks_per_request
+    blocks_per_request = [math.ceil(seq_len / shape.block_size) for seq_len in seq_lens]
+    num_blocks = 1 + sum(blocks_per_request)
     device_generator = torch.Generator(device=device).manual_seed(seed)
 
     def randn(*size: int) -> torch.Tensor:
         return torch.randn(size, generator=device_generator, dtype=dtype, device=device)
 
     kv_cache = randn(num_blocks, num_buffers, 2, shape.block_size, shape.num_kv_heads, shape.head_size)
-    block_ids = torch.randperm(num_blocks - 1, generator=torch.Generator().manual_seed(seed)) + 1
-    block_tables = block_ids.reshape(batch_size, blocks_per_request).tolist()
-    metadata, _ = build_metadata([1] * batch_size, [context_len] * batch_size, block_tables,
-                                 shape.block_size, device)
-    return DecodeBuffers(
-        kv_cache=kv_cache, query=randn(batch_size, shape.num_heads, shape.head_size),
-        key=randn(batch_size, shape.num_kv_heads, shape.head_size),
-        value=randn(batch_size, shape.num_kv_heads, shape.head_size), metadata=metadata,
+    block_ids = (torch.randperm(num_blocks - 1, generator=torch.Generator().manual_seed(seed)) + 1).tolist()
+    block_tables, start = [], 0
+    for count in blocks_per_request:
+        block_tables.append(block_ids[start : start + count])
+        start += count
+    metadata, _ = build_metadata(query_lens, seq_lens, block_tables, shape.block_size, device)
+    num_tokens = sum(query_lens)
+    return StepBuffers(
+        kv_cache=kv_cache, query=randn(num_tokens, shape.num_heads, shape.head_size),
+        key=randn(num_tokens, shape.num_kv_heads, shape.head_size),
+        value=randn(num_tokens, shape.num_kv_heads, shape.head_size), metadata=metadata,
     )
+
+
+def make_decode_buffers(shape: AttentionShape, *, batch_size: int, context_len: int, num_buffers: int,
+                        device: torch.device, seed: int = 0) -> StepBuffers:
+    """A decode step: `batch_size` requests of `context_len` tokens, the last one this step's."""
+    return make_step_buffers(shape, query_lens=[1] * batch_size, seq_lens=[context_len] * batch_size,
+                             num_buffers=num_buffers, device=device, seed=seed)
 
 
 @attrs.frozen(kw_only=True)
@@ -150,8 +162,8 @@ class CallTiming:
         return "CUDA graph replay of one cycle" if self.use_graph else "eager cycle"
 
 
-def time_decode_calls(choice: BackendChoice, config: AttentionBackendConfig, shape: AttentionShape,
-                      buffers: DecodeBuffers, *, use_graph: bool, num_warmup: int, num_repeats: int) -> CallTiming:
+def time_layer_calls(choice: BackendChoice, config: AttentionBackendConfig, shape: AttentionShape,
+                     buffers: StepBuffers, *, use_graph: bool, num_warmup: int, num_repeats: int) -> CallTiming:
     """Seconds per layer call, cycling through every buffer once per timed sample."""
     device = buffers.kv_cache.device
     backend = choice.backend_class(attrs.evolve(config, num_layers=buffers.num_buffers))

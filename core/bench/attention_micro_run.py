@@ -16,7 +16,7 @@ from tenon.bench.attention_micro import (
     CallTiming,
     make_decode_buffers,
     num_buffers_for,
-    time_decode_calls,
+    time_layer_calls,
 )
 from tenon.bench.device_memory import free_device_memory
 from tenon.bench.gpu_limits import COPY_SIZE_BYTES, RateMeasurement, measure_copy_bandwidth
@@ -113,8 +113,8 @@ def run_attention_micro(choice: BackendChoice, shape: AttentionShape, settings: 
                 min_num_buffers=settings.min_num_buffers, max_total_bytes=max_total_bytes)
             buffers = make_decode_buffers(shape, batch_size=batch_size, context_len=context_len,
                                           num_buffers=num_buffers, device=device, seed=settings.seed)
-            timings = [time_decode_calls(each, config, shape, buffers, use_graph=use_graph,
-                                         num_warmup=settings.num_warmup, num_repeats=settings.num_repeats)
+            timings = [time_layer_calls(each, config, shape, buffers, use_graph=use_graph,
+                                        num_warmup=settings.num_warmup, num_repeats=settings.num_repeats)
                        for each, use_graph in zip(choices, graphs, strict=True)]
             results.append(ShapeResult(
                 context_len=context_len, batch_size=batch_size, num_buffers=num_buffers,

@@ -38,6 +38,24 @@ def test_attention_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert out[0].startswith("decode-attention on cpu") and out[1].split()[:3] == ["context", "batch", "buffers"]
 
 
+def test_prefill_attention_writes_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output_json = tmp_path / "prefill.json"
+    assert main(["bench", "prefill-attention", "--prompt-lens", "6", "11", "--num-prompts", "2",
+                 "--cached-len", "4", "--num-heads", "4", "--num-kv-heads", "2", "--head-size", "16",
+                 "--block-size", "4", "--dtype", "float32", "--min-total-bytes", "10000", "--matmul-size", "64",
+                 "--num-warmup", "0", "--num-repeats", "2", "--baseline-backend", "torch-sdpa",
+                 "--output-json", str(output_json)]) == 0
+    records = json.loads(output_json.read_text())
+    assert [(r["prompt_len"], r["num_prompts"], r["cached_len"]) for r in records] == [(6, 2, 4), (11, 2, 4)]
+    for record in records:
+        assert RECORD_KEYS <= set(record)
+        assert (record["workload"], record["card"], record["backend"], record["unit"]) == (
+            "prefill-attention", "cpu", "reference", "TFLOP/s")
+        assert record["limit"]["unit"] == "TFLOP/s" and record["baseline"]["name"].startswith("torch-sdpa")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("prefill-attention on cpu") and out[1].split()[:3] == ["prompt", "prompts", "us/layer"]
+
+
 def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import AutoConfig
