@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import torch
@@ -160,6 +161,35 @@ class CallTiming:
     @property
     def method(self) -> str:
         return "CUDA graph replay of one cycle" if self.use_graph else "eager cycle"
+
+
+def baseline_fields(ours: CallTiming, baseline: CallTiming | None, *, work_per_call: float,
+                    scale: float) -> dict[str, Any]:
+    """A record's `baseline`: another backend timed on the same buffers, its rate (work per
+    second / `scale`, the record's unit) and ours over it."""
+    if baseline is None:
+        return {"name": None, "value": None, "ratio": None}
+    ours_rate = work_per_call / ours.median_s / scale
+    baseline_rate = work_per_call / baseline.median_s / scale
+    return {"name": f"{baseline.backend} backend, {baseline.method}, same buffers",
+            "value": round(baseline_rate, 3), "ratio": round(ours_rate / baseline_rate, 3),
+            "time_per_call_us": round(baseline.median_s * 1e6, 3)}
+
+
+def timing_fields(ours: CallTiming, num_buffers: int) -> dict[str, Any]:
+    """How a record's time per call was taken, and its samples."""
+    return {
+        "time_per_call_us": round(ours.median_s * 1e6, 3),
+        "samples_us": [round(sample * 1e6, 3) for sample in ours.per_call_samples_s],
+        "timing": f"{ours.method}, {num_buffers} calls per cycle, median of {len(ours.per_call_samples_s)} cycles",
+    }
+
+
+def baseline_columns(record: dict[str, Any]) -> list[str]:
+    """The summary table's last two columns: the baseline's time per call and our ratio."""
+    baseline = record["baseline"]
+    return ["-" if baseline["value"] is None else f"{baseline['time_per_call_us']:.1f}",
+            "-" if baseline["ratio"] is None else f"{baseline['ratio']:.2f}"]
 
 
 def time_layer_calls(choice: BackendChoice, config: AttentionBackendConfig, shape: AttentionShape,

@@ -14,9 +14,12 @@ from tenon.bench.attention_micro import (
     DEFAULT_MIN_TOTAL_BYTES,
     AttentionShape,
     CallTiming,
+    baseline_columns,
+    baseline_fields,
     make_decode_buffers,
     num_buffers_for,
     time_layer_calls,
+    timing_fields,
 )
 from tenon.bench.device_memory import free_device_memory
 from tenon.bench.gpu_limits import COPY_SIZE_BYTES, RateMeasurement, measure_copy_bandwidth
@@ -150,22 +153,14 @@ def micro_records(run: MicroRun) -> list[dict[str, Any]]:
     records = []
     for result in run.results:
         ours_gb_per_s = result.bytes_per_call / result.ours.median_s / 1e9
-        baseline: dict[str, Any] = {"name": None, "value": None, "ratio": None}
-        if result.baseline is not None:
-            baseline_gb_per_s = result.bytes_per_call / result.baseline.median_s / 1e9
-            baseline = {"name": f"{result.baseline.backend} backend, {result.baseline.method}, same buffers",
-                        "value": round(baseline_gb_per_s, 3), "ratio": round(ours_gb_per_s / baseline_gb_per_s, 3),
-                        "time_per_call_us": round(result.baseline.median_s * 1e6, 3)}
         records.append(result_record(
             workload=WORKLOAD, model=model_label(run.shape), value=ours_gb_per_s, unit="GB/s",
-            baseline=baseline, limit=limit,
+            baseline=baseline_fields(result.ours, result.baseline, work_per_call=result.bytes_per_call, scale=1e9),
+            limit=limit,
             extra={
                 "backend": run.choice.name, "backend_how": run.choice.how, "device": run.device,
                 "context_len": result.context_len, "batch_size": result.batch_size,
-                "time_per_call_us": round(result.ours.median_s * 1e6, 3),
-                "samples_us": [round(sample * 1e6, 3) for sample in result.ours.per_call_samples_s],
-                "timing": f"{result.ours.method}, {result.num_buffers} calls per cycle, median of "
-                          f"{len(result.ours.per_call_samples_s)} cycles",
+                **timing_fields(result.ours, result.num_buffers),
                 "bytes_per_call": result.bytes_per_call,
                 "bytes_how": "K and V of every context token once + query + output",
                 "num_buffers": result.num_buffers, "buffers_total_bytes": result.buffers_total_bytes,
@@ -186,13 +181,11 @@ def micro_summary_lines(records: list[dict[str, Any]]) -> list[str]:
              f"copy bandwidth {first['limit']['value']:.1f} GB/s"]
     rows = []
     for record in records:
-        baseline = record["baseline"]
         rows.append([
             str(record["context_len"]), str(record["batch_size"]),
             f"{record['num_buffers']} x {_size_text(record['buffers_total_bytes'] // record['num_buffers'])}",
             f"{record['time_per_call_us']:.1f}", f"{record['value']:.1f}", f"{record['fraction_of_limit']:.3f}",
-            "-" if baseline["value"] is None else f"{baseline['time_per_call_us']:.1f}",
-            "-" if baseline["ratio"] is None else f"{baseline['ratio']:.2f}",
+            *baseline_columns(record),
         ])
     headers = ["context", "batch", "buffers", "us/layer", "GB/s", "of copy bw", "baseline us", "vs baseline"]
     return lines + format_table(headers, rows)

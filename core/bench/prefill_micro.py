@@ -26,9 +26,12 @@ from tenon.bench.attention_micro import (
     DEFAULT_MIN_TOTAL_BYTES,
     AttentionShape,
     CallTiming,
+    baseline_columns,
+    baseline_fields,
     make_step_buffers,
     num_buffers_for,
     time_layer_calls,
+    timing_fields,
 )
 from tenon.bench.attention_micro_run import FREE_MEMORY_SHARE, model_label, resolve_use_graph
 from tenon.bench.device_memory import free_device_memory
@@ -152,23 +155,15 @@ def prefill_records(run: PrefillRun) -> list[dict[str, Any]]:
     records = []
     for result in run.results:
         ours_tflops = result.flops_per_call / result.ours.median_s / 1e12
-        baseline: dict[str, Any] = {"name": None, "value": None, "ratio": None}
-        if result.baseline is not None:
-            baseline_tflops = result.flops_per_call / result.baseline.median_s / 1e12
-            baseline = {"name": f"{result.baseline.backend} backend, {result.baseline.method}, same buffers",
-                        "value": round(baseline_tflops, 3), "ratio": round(ours_tflops / baseline_tflops, 3),
-                        "time_per_call_us": round(result.baseline.median_s * 1e6, 3)}
         records.append(result_record(
             workload=WORKLOAD, model=model_label(run.shape), value=ours_tflops, unit="TFLOP/s",
-            baseline=baseline, limit=limit,
+            baseline=baseline_fields(result.ours, result.baseline, work_per_call=result.flops_per_call, scale=1e12),
+            limit=limit,
             extra={
                 "backend": run.choice.name, "backend_how": run.choice.how, "device": run.device,
                 "prompt_len": result.prompt_len, "num_prompts": result.num_prompts,
                 "cached_len": run.settings.cached_len,
-                "time_per_call_us": round(result.ours.median_s * 1e6, 3),
-                "samples_us": [round(sample * 1e6, 3) for sample in result.ours.per_call_samples_s],
-                "timing": f"{result.ours.method}, {result.num_buffers} calls per cycle, median of "
-                          f"{len(result.ours.per_call_samples_s)} cycles",
+                **timing_fields(result.ours, result.num_buffers),
                 "flops_per_call": result.flops_per_call,
                 "flops_how": "4 x heads x head_size per attended (query, key) pair, causal",
                 "num_buffers": result.num_buffers, "buffers_total_bytes": result.buffers_total_bytes,
@@ -188,12 +183,9 @@ def prefill_summary_lines(records: list[dict[str, Any]]) -> list[str]:
              f"{first['cached_len']} cached tokens a prompt; matmul rate {first['limit']['value']:.1f} TFLOP/s"]
     rows = []
     for record in records:
-        baseline = record["baseline"]
         rows.append([
             str(record["prompt_len"]), str(record["num_prompts"]), f"{record['time_per_call_us']:.1f}",
-            f"{record['value']:.1f}", f"{record['fraction_of_limit']:.3f}",
-            "-" if baseline["value"] is None else f"{baseline['time_per_call_us']:.1f}",
-            "-" if baseline["ratio"] is None else f"{baseline['ratio']:.2f}",
+            f"{record['value']:.1f}", f"{record['fraction_of_limit']:.3f}", *baseline_columns(record),
         ])
     headers = ["prompt", "prompts", "us/layer", "TFLOP/s", "of matmul", "baseline us", "vs baseline"]
     return lines + format_table(headers, rows)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from tenon.cli.bench_latency import write_json
@@ -100,11 +101,8 @@ def run_attention_command(args: argparse.Namespace) -> int:
     extra = {"copy_size_bytes": args.copy_size_bytes} if args.copy_size_bytes is not None else {}
     settings = MicroSettings(context_lens=tuple(args.context_lens), batch_sizes=tuple(args.batch_sizes),
                              max_model_len=args.max_model_len, **shared, **extra)
-    records = micro_records(run_attention_micro(choice, shape, settings, device, baseline=baseline))
-    write_json(args.output_json, records)
-    for line in micro_summary_lines(records):
-        print(line)
-    return 0
+    return _report(args, micro_records(run_attention_micro(choice, shape, settings, device, baseline=baseline)),
+                   micro_summary_lines)
 
 
 def run_prefill_attention_command(args: argparse.Namespace) -> int:
@@ -119,8 +117,14 @@ def run_prefill_attention_command(args: argparse.Namespace) -> int:
     extra = {"matmul_size": args.matmul_size} if args.matmul_size is not None else {}
     settings = PrefillSettings(prompt_lens=tuple(args.prompt_lens), num_prompts=tuple(args.num_prompts),
                                cached_len=args.cached_len, **shared, **extra)
-    records = prefill_records(run_prefill_micro(choice, shape, settings, device, baseline=baseline))
+    return _report(args, prefill_records(run_prefill_micro(choice, shape, settings, device, baseline=baseline)),
+                   prefill_summary_lines)
+
+
+def _report(args: argparse.Namespace, records: list[dict[str, Any]],
+            summary_lines: Callable[[list[dict[str, Any]]], list[str]]) -> int:
+    """Write the records to --output-json and print their summary table."""
     write_json(args.output_json, records)
-    for line in prefill_summary_lines(records):
+    for line in summary_lines(records):
         print(line)
     return 0
