@@ -21,6 +21,7 @@ from tenon.plugins.ops.triton_kernels.gemv_table import (
     TUNED,
     WIDE_CANDIDATES,
     dot_tokens,
+    token_bucket,
 )
 from tenon.plugins.ops.triton_kernels.linear import linear
 
@@ -89,16 +90,6 @@ def test_every_wide_launch_gives_the_float32_product(config: GemvConfig, num_tok
         )  # fmt: skip
 
 
-@pytest.mark.parametrize("num_tokens", [20, 48])
-def test_linear_op_replays_the_tuned_wide_launch(num_tokens: int) -> None:
-    static = problem(num_tokens, 28672 if num_tokens > 32 else 4096, 4096, with_bias=False, seed=7)
-    out_features = static[1].shape[0]
-    refills = [problem(num_tokens, out_features, 4096, with_bias=False, seed=s) for s in (8, 9)]
-    outputs = replayed_outputs(linear, static, refills)
-    for out, (x, weight, bias) in zip(outputs, refills, strict=True):
-        torch.testing.assert_close(out, float32_linear(x, weight, bias), atol=ATOL, rtol=RTOL)
-
-
 def replayed_outputs(
     function: Callable[..., torch.Tensor], static: Problem, refills: list[Problem]
 ) -> list[torch.Tensor]:
@@ -140,11 +131,14 @@ def test_split_launch_replays_in_a_graph_on_refilled_inputs(config: GemvConfig) 
         torch.testing.assert_close(out, float32_linear(x, weight, bias), atol=ATOL, rtol=RTOL)
 
 
-@pytest.mark.parametrize("num_tokens", [1, 2, 8])
-def test_linear_op_replays_the_tuned_o_proj_launch(num_tokens: int) -> None:
-    assert TUNED[(4096, 4096, num_tokens)] is not None
-    static = problem(num_tokens, 4096, 4096, with_bias=False, seed=4)
-    refills = [problem(num_tokens, 4096, 4096, with_bias=False, seed=s) for s in (5, 6)]
+@pytest.mark.parametrize(
+    "num_tokens,out_features",
+    [(1, 4096), (2, 4096), (8, 4096), (20, 4096), (48, 28672)],  # o_proj; wide: o_proj, gate_up
+)
+def test_linear_op_replays_the_tuned_launch(num_tokens: int, out_features: int) -> None:
+    assert TUNED[(out_features, 4096, token_bucket(num_tokens))] is not None
+    static = problem(num_tokens, out_features, 4096, with_bias=False, seed=4)
+    refills = [problem(num_tokens, out_features, 4096, with_bias=False, seed=s) for s in (5, 6)]
     outputs = replayed_outputs(linear, static, refills)
     for out, (x, weight, bias) in zip(outputs, refills, strict=True):
         torch.testing.assert_close(out, float32_linear(x, weight, bias), atol=ATOL, rtol=RTOL)
