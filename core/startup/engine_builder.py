@@ -109,14 +109,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
                 num_gpu_blocks_override=args.num_gpu_blocks_override,
                 **args.kv_offloading_cache_fields(),
             ),
-            # Provisional until the platform is known (_resolve_batch_limits); the user's values
-            # are final.
-            scheduler=SchedulerConfig(
-                max_num_seqs=args.max_num_seqs or GENERIC_BATCH_DEFAULTS.max_num_seqs,
-                max_num_batched_tokens=(args.max_num_batched_tokens
-                                        or GENERIC_BATCH_DEFAULTS.max_num_batched_tokens),
-                enable_chunked_prefill=args.enable_chunked_prefill,
-            ),
+            scheduler=provisional_scheduler_config(args),
             plugins=PluginSelection(
                 device=args.device, attention_backend=args.attention_backend, quantization=args.quantization
             ),
@@ -273,6 +266,16 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
                   startup=log, eos_token_id=_eos_token_id(hf_config, tokenizer))
+
+
+def provisional_scheduler_config(args: EngineArgs) -> SchedulerConfig:
+    """The scheduler config until the platform is known (`_resolve_batch_limits`): the user's
+    batch limits, which are final, else the generic defaults."""
+    return SchedulerConfig(
+        max_num_seqs=args.max_num_seqs or GENERIC_BATCH_DEFAULTS.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens or GENERIC_BATCH_DEFAULTS.max_num_batched_tokens,
+        enable_chunked_prefill=args.enable_chunked_prefill,
+    )
 
 
 def _resolve_batch_limits(log: StartupLog, config: EngineConfig, args: EngineArgs,

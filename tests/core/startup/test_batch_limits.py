@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
 from tenon import LLM
-from tenon.config import CacheConfig, EngineConfig, ModelConfig, PluginSelection, SchedulerConfig
+from tenon.config import CacheConfig, EngineConfig, ModelConfig, PluginSelection
 from tenon.engine_args import EngineArgs
 from tenon.plugins.platforms.cpu import CpuPlatform
-from tenon.spec.platform import GENERIC_BATCH_DEFAULTS, BatchDefaults
-from tenon.startup.engine_builder import _resolve_batch_limits
+from tenon.spec.platform import BatchDefaults
+from tenon.startup.engine_builder import _resolve_batch_limits, provisional_scheduler_config
 from tenon.startup.phases import StartupLog
 from tenon_cuda.platform import batch_defaults_for
 from tests.helpers.tiny_model import make_tiny_model_dir
@@ -21,23 +22,14 @@ GiB = 2**30
 LARGE = BatchDefaults(max_num_seqs=1024, max_num_batched_tokens=16384)
 
 
-def provisional_config(args: EngineArgs, *, chunked: bool = True) -> EngineConfig:
-    """The config as the builder makes it before the platform is known."""
-    return EngineConfig(
-        model=ModelConfig(model="m", served_model_name="m", max_model_len=20000),
-        cache=CacheConfig(),
-        scheduler=SchedulerConfig(
-            max_num_seqs=args.max_num_seqs or GENERIC_BATCH_DEFAULTS.max_num_seqs,
-            max_num_batched_tokens=args.max_num_batched_tokens or GENERIC_BATCH_DEFAULTS.max_num_batched_tokens,
-            enable_chunked_prefill=chunked,
-        ),
-        plugins=PluginSelection(),
-    )
-
-
 def resolved(args: EngineArgs, defaults: BatchDefaults, *, chunked: bool = True,
              configured: dict[str, int] | None = None) -> tuple[int, int]:
-    config = provisional_config(args, chunked=chunked)
+    """The batch limits the builder settles on for `args` on a platform giving `defaults`."""
+    args = attrs.evolve(args, enable_chunked_prefill=chunked)
+    config = EngineConfig(
+        model=ModelConfig(model="m", served_model_name="m", max_model_len=20000),
+        cache=CacheConfig(), scheduler=provisional_scheduler_config(args), plugins=PluginSelection(),
+    )
     for name, value in (configured or {}).items():  # what a tenon_configure hook set
         setattr(config.scheduler, name, value)
     _resolve_batch_limits(StartupLog(echo=None), config, args, defaults)
