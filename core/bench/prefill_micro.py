@@ -147,7 +147,9 @@ def prefill_records(run: PrefillRun) -> list[dict[str, Any]]:
 
     size = run.settings.matmul_size
     limit = {
-        "value": round(run.matmul.rate_per_s / 1e12, 3),
+        # Four significant digits: a small matmul on a CPU runs at well under 1 GFLOP/s, which
+        # three decimals of TFLOP/s would round to a zero limit.
+        "value": float(f"{run.matmul.rate_per_s / 1e12:.4g}"),
         "unit": "TFLOP/s",
         "how": (f"[{size}, {size}] @ [{size}, {size}] in {run.shape.dtype}, median of "
                 f"{len(run.matmul.samples_s)}, same process"),

@@ -73,7 +73,7 @@ def test_cpu_run_records_rate_against_the_matmul_rate() -> None:
         prompts, length = record["num_prompts"], record["prompt_len"]
         assert record["flops_per_call"] == 4 * 4 * 16 * prompts * (length * 3 + length * (length + 1) // 2)
         assert record["value"] == round(record["flops_per_call"] / result.ours.median_s / 1e12, 3)
-        assert record["limit"]["value"] == round(run.matmul.rate_per_s / 1e12, 3)
+        assert record["limit"]["value"] == float(f"{run.matmul.rate_per_s / 1e12:.4g}") > 0
         assert record["baseline"]["ratio"] == round(result.baseline.median_s / result.ours.median_s, 3)
         assert len(record["samples_us"]) == 2
     assert records[0]["check_max_abs_error"]["reference"] == 0.0
