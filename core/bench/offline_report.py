@@ -46,6 +46,7 @@ def _run_record(runs: OfflineRuns, run: ThroughputRun, *, name: str, baseline: d
             "elapsed_s": run.elapsed_s, "total_tokens_per_s": round(run.total_tokens_per_s, 3),
             "requests_per_s": round(run.shape.num_prompts / run.elapsed_s, 3),
             "time_over_floor": round(run.elapsed_s / engine_limit.floor_s, 3),
+            "fraction_of_serial_limit": round(run.output_tokens_per_s / engine_limit.serial_output_tokens_per_s, 4),
             "limit_with_unbounded_kv": {"value": round(unbounded.output_tokens_per_s, 2),
                                         "floor_s": round(unbounded.floor_s, 4)},
             "engine": {**attrs.asdict(runs.engine), "notes": list(runs.engine.notes)},
@@ -98,7 +99,9 @@ def offline_summary_lines(records: list[dict[str, Any]]) -> list[str]:
             record["workload"], record["name"], shape, f"{record['value']:.1f}",
             "-" if limit is None else f"{limit['value']:.1f}",
             "-" if record["fraction_of_limit"] is None else f"{record['fraction_of_limit']:.3f}",
+            "-" if limit is None else f"{record['fraction_of_serial_limit']:.3f}",
             "-" if ratio is None else f"{ratio:.2f}",
         ])
-    headers = ["workload", "run", "prompts x in x out", "out tok/s", "limit tok/s", "of limit", "vs HF"]
+    headers = ["workload", "run", "prompts x in x out", "out tok/s", "limit tok/s", "of limit", "of serial",
+               "vs HF"]
     return lines + format_table(headers, rows)

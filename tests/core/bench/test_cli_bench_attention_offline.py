@@ -84,12 +84,16 @@ def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Pa
     assert ours["limit"]["num_steps"] == 128  # one prefill step, 127 decode steps
     assert ours["fraction_of_limit"] == pytest.approx(ours["value"] / ours["limit"]["value"], abs=1e-4)
     assert ours["time_over_floor"] == pytest.approx(ours["elapsed_s"] / limit.floor_s, rel=1e-2)
+    # The serial floor is never below the limit's floor (it adds what the limit overlaps).
+    assert ours["limit"]["serial"]["floor_s"] == round(limit.serial_floor_s, 4) >= ours["limit"]["floor_s"]
+    assert ours["fraction_of_serial_limit"] == pytest.approx(ours["value"] / ours["limit"]["serial"]["value"], abs=1e-4)
     assert engine["max_num_seqs"] == 4 and engine["kv_capacity_tokens"] % engine["block_size"] == 0
     assert (ours_hf_shape["workload"], ours_hf_shape["name"]) == ("hf-baseline", "tenon LLM.generate 2x8x4")
     assert ours_hf_shape["baseline"]["value"] == round(hf["value"], 3)
     assert ours_hf_shape["baseline"]["ratio"] == pytest.approx(ours_hf_shape["value"] / hf["value"], rel=1e-2)
     assert hf["name"] == "hf-transformers-generate float32 2x8x4" and len(hf["samples_s"]) == 1
-    assert "offline-128" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "offline-128" in printed and "of serial" in printed
 
 
 def test_offline_prompt_counts_per_workload_are_checked_before_any_engine_starts(tmp_path: Path) -> None:

@@ -47,6 +47,23 @@ def test_one_request_floor_by_hand() -> None:
     assert limit.total_tokens_per_s == pytest.approx(4 / 8.48)
 
 
+def test_serial_floor_adds_attention_to_the_matmuls_by_hand() -> None:
+    # The same two steps, matmuls then attention, each at its own bound (1000 B/s, 100 FLOP/s):
+    #   step 1: max((1000 + 20) / 1000, (400 + 100) / 100) + max(16 / 1000, 24 / 100) = 5.0 + 0.24
+    #   step 2: max((1000 + 10) / 1000, (200 + 100) / 100) + max(16 / 1000, 24 / 100) = 3.0 + 0.24
+    limit = offline_limit(TOY_COSTS, workload(), copy_bandwidth_bytes_per_s=1000.0, matmul_flops_per_s=100.0)
+    assert limit.serial_floor_s == pytest.approx(5.24 + 3.24)  # compute-bound throughout: no overlap lost
+    # Memory-bound attention beside compute-bound matmuls: the limit overlaps them, serial adds them.
+    costs = ModelCosts(streamed_weight_bytes=0, embedding_row_bytes=0, layer_params=100, head_params=0,
+                       kv_bytes_per_token=250, attention_flops_per_key=0)
+    mixed = offline_limit(costs, workload(output_len=1), copy_bandwidth_bytes_per_s=1000.0,
+                          matmul_flops_per_s=100.0)
+    # One step: 2 prompt tokens: FLOPs 2*100*2 = 400 (4 s); KV (2 read + 2 written) * 250 = 1000 B (1 s).
+    assert (mixed.floor_s, mixed.serial_floor_s) == (pytest.approx(4.0), pytest.approx(5.0))
+    serial = mixed.as_limit()["serial"]
+    assert (serial["floor_s"], serial["value"]) == (5.0, round(1 / 5.0, 2))  # one output token
+
+
 def test_memory_bound_steps_take_bytes_over_bandwidth() -> None:
     # The same steps with a fast matmul: 1.036 s + 1.026 s of memory time.
     limit = offline_limit(TOY_COSTS, workload(), copy_bandwidth_bytes_per_s=1000.0, matmul_flops_per_s=1e6)
