@@ -45,6 +45,8 @@ class SchedulerConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 8192
     enable_chunked_prefill: bool = True
+    # KV reservation at admission (tenon.engine.admission); 0 turns it off.
+    schedule_conservativeness: float = 1.0
     # Schedule step N+1 while step N runs (resolved at start-up from --async-scheduling).
     async_scheduling: bool = False
 

@@ -65,6 +65,13 @@ class EngineArgs:
     enable_chunked_prefill: bool = attrs.field(
         default=True, metadata=_help("split long prompts across steps")
     )
+    schedule_conservativeness: float = attrs.field(
+        default=1.0,
+        metadata=_help("KV reservation at admission, as in SGLang: a waiting request starts only "
+                       "while the free cache holds what the running ones are expected to need "
+                       "(ignore_eos requests: their whole length); higher reserves more, 0 turns "
+                       "it off (vLLM's policy: admit, preempt when full)"),
+    )
     device: str | None = attrs.field(default=None, metadata=_help("platform name (default: probe)"))
     attention_backend: str | None = attrs.field(
         default=None, metadata=_help("attention backend name (default: best that fits)")
@@ -126,6 +133,11 @@ class EngineArgs:
             raise ValueError(f"--cuda-graph-sizes must be positive, got {self.cuda_graph_sizes}")
         parse_kv_transfer_config(self.kv_transfer_config)  # raises ValueError naming the fix
         self._validate_kv_offloading()
+        if not self.schedule_conservativeness >= 0.0:
+            raise ValueError(
+                f"--schedule-conservativeness must be >= 0 (0 turns KV reservation off), "
+                f"got {self.schedule_conservativeness}"
+            )
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise ValueError(
                 f"--gpu-memory-utilization must be in (0, 1], got {self.gpu_memory_utilization}"

@@ -10,7 +10,10 @@ vLLM v1's FCFS:
    the request has preempted itself.
 2. Waiting requests, in order, while budget and sequence slots remain and nothing was
    preempted this step: prefix-cache lookup, then as many prompt tokens as the budget allows.
-   The first request that does not fit stops admission (no overtaking).
+   The first request that does not fit stops admission (no overtaking). With KV reservation
+   (`schedule_conservativeness` > 0, the default; `tenon.engine.admission`) a request also
+   waits while the free cache cannot hold what the running requests are expected to need
+   besides its own, so fewer requests are preempted and recomputed.
 
 Asynchronous scheduling (`async_scheduling=True`, vLLM's `--async-scheduling`): the engine
 schedules step N+1 while step N runs on the device, before N's tokens are known. Scheduling then
@@ -23,9 +26,11 @@ holds a placeholder.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 
+from tenon.engine.admission import KVReservation, NewTokenRatio, expected_kv_tokens
 from tenon.engine.kv_cache_manager import KVCacheManager
 from tenon.engine.kv_transfer import KVTransferScheduler
 from tenon.engine.request import Request, RequestStatus
@@ -50,6 +55,7 @@ class Scheduler:
         long_prefill_token_threshold: int | None = None,
         kv_transfer: KVTransferScheduler | None = None,
         async_scheduling: bool = False,
+        schedule_conservativeness: float = 1.0,
     ) -> None:
         for name, value in (
             ("--max-num-seqs", max_num_seqs),
@@ -81,6 +87,8 @@ class Scheduler:
         # The engine builder refuses the pair with a message for the user.
         assert not (async_scheduling and kv_transfer is not None), "async scheduling with a KV connector"
         self.async_scheduling = async_scheduling
+        self.new_token_ratio = NewTokenRatio.for_conservativeness(schedule_conservativeness)
+        self.reserve_kv = schedule_conservativeness > 0
         # The KV connector's glue (tenon.engine.kv_transfer); None without a connector.
         self.kv_transfer = kv_transfer
         # Requests sent back to waiting after a failed KV load; the workers drop their state.
@@ -175,6 +183,11 @@ class Scheduler:
             token_budget -= num_new_tokens
             request_index += 1
 
+        if preempted_request_ids:
+            self.new_token_ratio.on_preemption()
+        else:
+            self.new_token_ratio.step()
+        reservation = self._running_reservation(num_scheduled_tokens)
         # A preemption means the cache is full: admitting anyone now would only thrash.
         while (
             not preempted_request_ids
@@ -200,6 +213,10 @@ class Scheduler:
             num_new_tokens = self._num_tokens_to_schedule(
                 request, num_computed_tokens + num_external_tokens, token_budget
             )
+            expected_tokens = self._expected_kv_tokens(request, num_computed_tokens)
+            if not reservation.admits(expected_tokens, free_tokens=self._num_free_tokens(),
+                                      anyone_running=bool(self.running)):
+                break
             new_blocks = self.kv_cache_manager.allocate_slots(
                 request, num_external_tokens + num_new_tokens, computed_blocks,
                 cache_blocks=num_external_tokens == 0,  # cached next step, once the load is good
@@ -208,6 +225,7 @@ class Scheduler:
                 break
             self.waiting.popleft()
             self.running.append(request)
+            reservation.reserve(expected_tokens, allocated_now=num_external_tokens + num_new_tokens)
             request.status = RequestStatus.RUNNING
             if self.kv_transfer is not None:
                 self.kv_transfer.on_allocated(request, num_computed_tokens, num_external_tokens)
@@ -311,6 +329,32 @@ class Scheduler:
         if any_finished:
             self.running = [request for request in self.running if not request.is_finished]
         return outputs
+
+    def _num_free_tokens(self) -> int:
+        manager = self.kv_cache_manager
+        return manager.num_free_blocks * manager.block_size
+
+    def _expected_kv_tokens(self, request: Request, num_allocated_tokens: int) -> int:
+        """KV slots `request` is expected to add beyond `num_allocated_tokens` (admission), in
+        whole blocks: what the cache will have to give it."""
+        extra = expected_kv_tokens(request, num_allocated_tokens=num_allocated_tokens,
+                                   ratio=self.new_token_ratio.value, max_model_len=self.max_model_len)
+        block_size = self.kv_cache_manager.block_size
+        num_held_blocks = -(-num_allocated_tokens // block_size)
+        return (math.ceil((num_allocated_tokens + extra) / block_size) - num_held_blocks) * block_size
+
+    def _running_reservation(self, num_scheduled_tokens: dict[str, int]) -> KVReservation:
+        """This step's admission budget: what the running requests are expected to add to the
+        cache beyond what they hold after this step's allocations."""
+        reservation = KVReservation(enabled=self.reserve_kv)
+        if not self.reserve_kv or not self.waiting:
+            return reservation
+        for request in self.running:
+            num_allocated = request.num_computed_tokens
+            if not self.async_scheduling:  # asynchronous scheduling advanced it already
+                num_allocated += num_scheduled_tokens.get(request.request_id, 0)
+            reservation.reserved_tokens += self._expected_kv_tokens(request, num_allocated)
+        return reservation
 
     def _advance_if_async(self, request: Request, num_new_tokens: int) -> None:
         """Asynchronous scheduling: count this step's tokens as computed now, and the token it

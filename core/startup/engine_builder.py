@@ -247,6 +247,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
             max_num_batched_tokens=max_num_tokens, max_model_len=max_model_len,
             enable_chunked_prefill=config.scheduler.enable_chunked_prefill, kv_transfer=kv_transfer,
             async_scheduling=config.scheduler.async_scheduling,
+            schedule_conservativeness=config.scheduler.schedule_conservativeness,
         )
     if use_graphs:
         with log.phase("graphs"):
@@ -275,6 +276,7 @@ def provisional_scheduler_config(args: EngineArgs) -> SchedulerConfig:
         max_num_seqs=args.max_num_seqs or GENERIC_BATCH_DEFAULTS.max_num_seqs,
         max_num_batched_tokens=args.max_num_batched_tokens or GENERIC_BATCH_DEFAULTS.max_num_batched_tokens,
         enable_chunked_prefill=args.enable_chunked_prefill,
+        schedule_conservativeness=args.schedule_conservativeness,
     )
 
 

@@ -100,19 +100,21 @@ def test_kv_capacity_admits_what_fits_at_its_final_length() -> None:
         workload(input_len=3, kv_capacity_tokens=3)
 
 
-def test_schedule_matches_the_engine_scheduler() -> None:
+def _engine_steps(shape: OfflineWorkload, *, num_blocks: int, block_size: int,
+                  ignore_eos: bool) -> list[list[tuple[int, int, int, bool]]]:
     from tenon.engine.kv_cache_manager import KVCacheManager
     from tenon.engine.request import Request
     from tenon.engine.scheduler import Scheduler
     from tenon.engine.scheduler_output import RunnerOutput
     from tenon.sampling.params import SamplingParams
 
-    shape = workload(num_prompts=6, input_len=7, output_len=3, max_num_seqs=3, max_num_batched_tokens=8)
-    scheduler = Scheduler(KVCacheManager(64, 4, enable_caching=False), max_num_seqs=3,
-                          max_num_batched_tokens=8, max_model_len=32)
+    scheduler = Scheduler(KVCacheManager(num_blocks, block_size, enable_caching=False),
+                          max_num_seqs=shape.max_num_seqs, max_num_batched_tokens=shape.max_num_batched_tokens,
+                          max_model_len=32)
     for index in range(shape.num_prompts):
-        scheduler.add_request(Request(str(index), [100 * index + t for t in range(7)],
-                                      SamplingParams(max_tokens=3, ignore_eos=True), arrival_time_s=0.0))
+        params = SamplingParams(max_tokens=shape.output_len, ignore_eos=ignore_eos)
+        scheduler.add_request(Request(str(index), [100 * index + t for t in range(shape.input_len)], params,
+                                      arrival_time_s=0.0))
     engine_steps = []
     while scheduler.has_unfinished_requests():
         output = scheduler.schedule()
@@ -125,7 +127,25 @@ def test_schedule_matches_the_engine_scheduler() -> None:
             sampled.append([7] if samples else [])
         engine_steps.append(step)
         scheduler.update_from_output(output, RunnerOutput(request_ids=request_ids, sampled_token_ids=sampled))
-    assert chunks_of(list(schedule_steps(shape))) == engine_steps
+    assert scheduler.num_preemptions_total == 0
+    return engine_steps
+
+
+def test_schedule_matches_the_engine_scheduler() -> None:
+    shape = workload(num_prompts=6, input_len=7, output_len=3, max_num_seqs=3, max_num_batched_tokens=8)
+    assert chunks_of(list(schedule_steps(shape))) == _engine_steps(shape, num_blocks=64, block_size=4,
+                                                                   ignore_eos=True)
+
+
+def test_schedule_matches_the_engine_scheduler_when_the_cache_limits_admission() -> None:
+    # Each request ends holding 5 + 4 - 1 = 8 KV tokens; a 20-token cache holds two at a time.
+    # The engine reserves an ignore_eos request's whole length as the model does (one-token
+    # blocks, so its free blocks count tokens exactly; block 0 is the null block).
+    shape = workload(num_prompts=5, input_len=5, output_len=4, max_num_seqs=4, max_num_batched_tokens=16,
+                     kv_capacity_tokens=20)
+    steps = chunks_of(list(schedule_steps(shape)))
+    assert max(len(step) for step in steps) == 2
+    assert steps == _engine_steps(shape, num_blocks=21, block_size=1, ignore_eos=True)
 
 
 def test_llama_costs_and_sanity_ranges() -> None:

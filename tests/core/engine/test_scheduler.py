@@ -173,8 +173,9 @@ def test_preempted_request_is_recomputed_and_finishes(
     runner_factory: RunnerFactory,
 ) -> None:
     evictions: list[list[tuple[bytes, int]]] = []
-    # 4 usable blocks of 4 tokens; each request grows to 11 KV tokens (3 blocks).
-    scheduler = scheduler_factory(num_blocks=5, on_evict=evictions.append)
+    # 4 usable blocks of 4 tokens; each request grows to 11 KV tokens (3 blocks). Without KV
+    # reservation (vLLM's policy) both start and the cache runs out.
+    scheduler = scheduler_factory(num_blocks=5, on_evict=evictions.append, schedule_conservativeness=0.0)
     runner = runner_factory(4)
     scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8))
     scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8))
@@ -228,7 +229,7 @@ def test_request_preempts_itself_when_it_is_the_last_running(
 ) -> None:
     # 3 usable blocks: "a" (prompt 6) holds 2, "b" (prompt 4) holds 1. When "b" needs a
     # second block none is free, and "b" itself is the last running request.
-    scheduler = scheduler_factory(num_blocks=4)
+    scheduler = scheduler_factory(num_blocks=4, schedule_conservativeness=0.0)
     runner = runner_factory(4)
     scheduler.add_request(request_factory("a", list(range(6)), max_tokens=2))
     scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=4))
@@ -252,7 +253,7 @@ def test_preempted_request_goes_back_to_the_front_of_the_queue(
     scheduler_factory: SchedulerFactory,
     runner_factory: RunnerFactory,
 ) -> None:
-    scheduler = scheduler_factory(num_blocks=5, max_num_seqs=2)
+    scheduler = scheduler_factory(num_blocks=5, max_num_seqs=2, schedule_conservativeness=0.0)
     runner = runner_factory(4)
     scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8))
     scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8))

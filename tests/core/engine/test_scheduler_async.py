@@ -17,7 +17,8 @@ def test_request_preempted_while_its_last_token_is_in_flight_finishes_from_waiti
     # Two usable blocks of 4 tokens: A and B prefill one block each. Step 2 is scheduled before
     # step 1's tokens land: A needs a second block, so B (admitted last) is preempted while its
     # one and only token (max_tokens=1) is still in flight.
-    scheduler = scheduler_factory(num_blocks=3, block_size=4, max_model_len=32, async_scheduling=True)
+    scheduler = scheduler_factory(num_blocks=3, block_size=4, max_model_len=32, async_scheduling=True,
+                                  schedule_conservativeness=0.0)  # both start: vLLM's policy
     runner = runner_factory(4)
     scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=4))
     scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=1))

@@ -52,7 +52,11 @@ def sync_outputs(tiny_llama_dir: Path, workload: tuple) -> list:
     [
         pytest.param({}, id="batch"),
         pytest.param({"max_num_batched_tokens": 7, "max_model_len": 128}, id="chunked-prefill"),
-        pytest.param({"num_gpu_blocks_override": 24, "block_size": 4}, id="preemption"),
+        # vLLM's policy (no KV reservation): requests start, then the small cache preempts them.
+        pytest.param({"num_gpu_blocks_override": 24, "block_size": 4, "schedule_conservativeness": 0.0},
+                     id="preemption"),
+        # KV reservation (the default) on the same cache: requests wait instead.
+        pytest.param({"num_gpu_blocks_override": 24, "block_size": 4}, id="reservation"),
         pytest.param({"max_num_seqs": 3}, id="few-seqs"),
         pytest.param({"enable_prefix_caching": False}, id="no-prefix-caching"),
     ],
@@ -68,7 +72,8 @@ def test_async_outputs_equal_sync(tiny_llama_dir: Path, workload: tuple, sync_ou
         assert got[1] == expected[1], f"prompt {index}: finish reason differs"
         assert_logprobs_close(got[2], expected[2], index)
     if "num_gpu_blocks_override" in engine_args:
-        assert core.scheduler.num_preemptions_total > 0
+        preempted = core.scheduler.num_preemptions_total
+        assert preempted > 0 if "schedule_conservativeness" in engine_args else preempted == 0
     assert core.step() == [] and core.step() == []  # drain: the last step's dropped tokens
     assert core._in_flight is None and not core.has_work()
     assert all(request.num_output_placeholders == 0 for request in core.scheduler.requests.values())
