@@ -94,6 +94,10 @@ def main() -> None:
                   f"mean {sum(walls) / len(walls):7.2f} ms (host {host_ms:6.2f}), max {max(walls):7.1f} ms")
         mixed = [(w, t, r) for w, _, t, r, g in steps if t != r][:12]
         print("  first mixed steps (ms, tokens, reqs):", [(round(w, 1), t, r) for w, t, r in mixed])
+        slowest = sorted(range(len(steps)), key=lambda index: -steps[index][0])[:12]
+        print("  slowest steps (index, ms, host ms, tokens, reqs, graph):",
+              [(index, round(steps[index][0], 1), round(steps[index][0] - steps[index][1], 1), steps[index][2],
+                steps[index][3], steps[index][4]) for index in sorted(slowest)])
     llm.shutdown()
 
 

@@ -204,7 +204,8 @@ class KVConnectorConformance(ConformanceSuite):
     def test_preempted_requests_that_loaded(self) -> None:
         with self.store() as store:
             self.produce(store)
-            llm = self.consume(store, num_gpu_blocks_override=9)
+            # Without KV reservation (vLLM's admit-then-preempt) so that the small cache preempts.
+            llm = self.consume(store, num_gpu_blocks_override=9, schedule_conservativeness=0.0)
             try:
                 result = run_requests(llm, {0: list(self.prompts().items())}, max_tokens=MAX_TOKENS)
                 self.check_outputs(result, all_loaded=False)
