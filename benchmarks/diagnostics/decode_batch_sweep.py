@@ -4,10 +4,12 @@ layer, bf16, rotating buffers, CUDA graph, launch sized for --max-model-len 4096
 PROGRAMS_PER_SM (how many programs a launch aims for per SM, so how many splits a batch takes)
 and each pipelined-loop tile (keys per iteration, stages, warps), patched in this process.
 
-    python3 benchmarks/diagnostics/decode_batch_sweep.py
+    python3 benchmarks/diagnostics/decode_batch_sweep.py [--context-lens N ...] [--batch-sizes N ...]
 """
 
 from __future__ import annotations
+
+import sys
 
 import attrs
 
@@ -18,7 +20,20 @@ TILES = ((64, 3, 4), (128, 2, 4), (128, 3, 8), (32, 4, 4))  # block_n, num_stage
 PROGRAMS_PER_SM = (2, 4, 8)
 
 
+def _list_arg(flag: str, default: list[str]) -> list[str]:
+    if flag not in sys.argv:
+        return default
+    values = []
+    for arg in sys.argv[sys.argv.index(flag) + 1:]:
+        if arg.startswith("--"):
+            break
+        values.append(arg)
+    return values
+
+
 def main() -> None:
+    context_lens = _list_arg("--context-lens", ["512", "1024", "2048"])
+    batch_sizes = _list_arg("--batch-sizes", ["64", "200"])
     original_tiles = launch_config.decode_tiles
     for programs_per_sm in PROGRAMS_PER_SM:
         for block_n, num_stages, num_warps in TILES:
@@ -32,8 +47,8 @@ def main() -> None:
             backend.decode_tiles = tiles  # type: ignore[assignment]
             print(f"== PROGRAMS_PER_SM {programs_per_sm}, block_n {block_n}, stages {num_stages}, "
                   f"warps {num_warps}", flush=True)
-            tenon_main(["bench", "attention", "--attention-backend", "triton", "--context-lens", "512",
-                        "1024", "2048", "--batch-sizes", "64", "200", "--max-model-len", "4096"])
+            tenon_main(["bench", "attention", "--attention-backend", "triton", "--context-lens", *context_lens,
+                        "--batch-sizes", *batch_sizes, "--max-model-len", "4096"])
 
 
 if __name__ == "__main__":

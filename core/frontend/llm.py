@@ -19,6 +19,7 @@ from tenon.frontend.input_processor import (
 from tenon.frontend.output_processor import OutputProcessor, RequestTracker
 from tenon.outputs import RequestOutput
 from tenon.sampling.params import SamplingParams
+from tenon.startup import heap
 from tenon.startup.engine_builder import Engine, build_engine
 from tenon.startup.phases import StartupLog
 
@@ -110,6 +111,7 @@ class LLM:
     def shutdown(self) -> None:
         """Free the engine's memory; the object cannot generate afterwards."""
         self.engine.client.shutdown()
+        heap.release()  # what start-up froze may be collected again
 
     def _params_per_prompt(
         self, sampling_params: SamplingParams | Sequence[SamplingParams] | None, count: int

@@ -24,6 +24,7 @@ from tenon.spec import PlatformSpec, PluginKind, Requirements
 from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
 from tenon.spec.platform import GENERIC_BATCH_DEFAULTS, BatchDefaults, Usage
+from tenon.startup import heap
 from tenon.startup.kv_transfer_setup import build_kv_transfer, select_kv_connector
 from tenon.startup.model_source import resolve_model_source, select_loader
 from tenon.startup.phases import StartupLog
@@ -263,6 +264,8 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
                 log.note(f"captured decode graphs for batch sizes {', '.join(map(str, sizes))} "
                          f"({used / 2**20:.0f} MiB)")
     client = InProcessEngineClient(EngineCore(scheduler, worker))
+    num_frozen = heap.freeze_startup_objects()
+    log.note(f"froze {num_frozen} start-up objects out of the garbage collector's way")
     log.note(f"ready in {log.total_s:.2f} s: {config.model.served_model_name}, dtype {config.model.dtype}, "
              f"max model len {max_model_len}")
     return Engine(config=config, client=client, tokenizer=tokenizer, hf_config=hf_config, host=host,
