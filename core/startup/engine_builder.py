@@ -259,10 +259,17 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
             if sizes:
                 before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
                 with platform.inference_mode():
-                    runner.capture_graphs(platform, sizes)
+                    # Default sizes are pruned to the fastest; sizes the user named are kept.
+                    runner.capture_graphs(platform, sizes, prune_slower=args.cuda_graph_sizes is None)
                 used = (torch.cuda.memory_allocated(device) - before) if device.type == "cuda" else 0
-                log.note(f"captured decode graphs for batch sizes {', '.join(map(str, sizes))} "
+                graphs = runner.graphs
+                assert graphs is not None
+                config.cuda_graph_sizes = graphs.sizes
+                log.note(f"captured decode graphs for batch sizes {', '.join(map(str, graphs.sizes))} "
                          f"({used / 2**20:.0f} MiB)")
+                if graphs.dropped_sizes:
+                    log.note(f"dropped decode graph sizes {', '.join(map(str, graphs.dropped_sizes))}: "
+                             "a larger size replays as fast")
     client = InProcessEngineClient(EngineCore(scheduler, worker))
     num_frozen = heap.freeze_startup_objects()
     log.note(f"froze {num_frozen} start-up objects out of the garbage collector's way")

@@ -7,6 +7,10 @@ they vary with the requests' sampling parameters.
 
     capture (start-up, largest size first, one shared memory pool):
         fill the persistent buffers with B padding requests -> warm-up forward -> capture forward
+    prune (default sizes only): time one replay of each; drop a size that some larger size
+        replays as fast (the matmul libraries pick tiles per row count, so time is not monotonic
+        in it: on an H200 Llama-3.1-8B's layer matmuls took 415 us at 448 rows, 303 at 464;
+        a larger size must be 3% faster, so sizes within noise of each other all stay)
     replay (a decode-only step with n <= max size requests):
         B = the smallest captured size >= n
         InputBuffers.fill(..., pad_to_reqs=B)  (same buffer addresses as at capture)
@@ -33,12 +37,12 @@ MAX_DEFAULT_CAPTURE_SIZE = 1024  # larger decode batches run eagerly
 
 
 def default_capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
-    """1, 2, 4, 8, every multiple of 16 up to 256, of 32 up to 512 and of 64 up to 1024, as far
-    as max_num_seqs (vLLM's shape, coarser past 256: a batch pads to the next size, at most 1/8
-    more rows). vLLM stops at 512; here an eager decode step of ~1000 rows was host-bound (38 ms
-    against 34 ms replayed, H200, Llama-3.1-8B), so large batches are captured too."""
+    """1, 2, 4, 8 and every multiple of 16 up to 1024, as far as max_num_seqs (vLLM captures
+    every 16 rows past 256 too, and stops at 512; here an eager decode step of ~1000 rows was
+    host-bound: 38 ms against 34 ms replayed, H200, Llama-3.1-8B). Capture then drops the sizes
+    a larger one replays as fast (`keep_fastest_sizes`)."""
     limit = min(max_num_seqs, MAX_DEFAULT_CAPTURE_SIZE)
-    candidates = [1, 2, 4, 8, *range(16, 257, 16), *range(288, 513, 32), *range(576, 1025, 64)]
+    candidates = [1, 2, 4, 8, *range(16, MAX_DEFAULT_CAPTURE_SIZE + 1, 16)]
     sizes = [size for size in candidates if size <= limit]
     if limit not in sizes:
         sizes.append(limit)
@@ -50,6 +54,24 @@ def resolve_capture_sizes(requested: Sequence[int] | None, max_num_seqs: int) ->
         return default_capture_sizes(max_num_seqs)
     sizes = sorted({size for size in requested if size <= max_num_seqs})
     return tuple(sizes)
+
+
+PRUNE_MARGIN = 0.03  # a size is dropped only where a larger one is this much faster
+
+
+def keep_fastest_sizes(replay_s: dict[int, float], margin: float = PRUNE_MARGIN) -> tuple[int, ...]:
+    """The sizes that no larger size replays more than `margin` faster than: a batch then pads
+    to a size at least about as fast as any that holds it (padding rows cost matmul rows only;
+    attention skips them, the LM head never sees them). The margin keeps sizes whose times are
+    within measurement noise (the one-token size, whose fused kernels decode-1 needs, among
+    them); the largest size is always kept."""
+    kept: list[int] = []
+    fastest_larger = float("inf")
+    for size in sorted(replay_s, reverse=True):
+        if fastest_larger >= replay_s[size] * (1 - margin):
+            kept.append(size)
+            fastest_larger = min(fastest_larger, replay_s[size])
+    return tuple(sorted(kept))
 
 
 class DecodeGraphs:
@@ -75,6 +97,8 @@ class DecodeGraphs:
         self._outputs: dict[int, torch.Tensor] = {}  # size -> hidden [size, hidden_size]
         self.capture_s = 0.0
         self.num_replays = 0
+        self.replay_s: dict[int, float] = {}  # size -> seconds of one replay (when pruned)
+        self.dropped_sizes: tuple[int, ...] = ()
 
     @property
     def max_size(self) -> int:
@@ -85,7 +109,9 @@ class DecodeGraphs:
         index = bisect.bisect_left(self.sizes, num_reqs)
         return self.sizes[index] if index < len(self.sizes) else None
 
-    def capture(self) -> None:
+    def capture(self, *, prune_slower: bool = False) -> None:
+        """Capture every size; with `prune_slower`, then drop those a larger size replays as
+        fast (module docstring)."""
         start = time.perf_counter()
         pool = None
         for size in reversed(self.sizes):  # largest first: later graphs reuse its memory
@@ -100,7 +126,29 @@ class DecodeGraphs:
             self._graphs[size] = graph
             self._outputs[size] = output
         self.platform.synchronize(self.buffers.device)
+        if prune_slower and len(self.sizes) > 1:
+            self._prune_slower()
         self.capture_s = time.perf_counter() - start
+
+    def _prune_slower(self) -> None:
+        device = self.buffers.device
+        for size in self.sizes:
+            self.buffers.fill([], [], pad_to_reqs=size)
+            graph = self._graphs[size]
+            graph.replay()  # the first replay also uploads the graph
+            samples = []
+            for _ in range(2):
+                self.platform.synchronize(device)
+                began = time.perf_counter()
+                graph.replay()
+                self.platform.synchronize(device)
+                samples.append(time.perf_counter() - began)
+            self.replay_s[size] = min(samples)
+        kept = keep_fastest_sizes(self.replay_s)
+        self.dropped_sizes = tuple(size for size in self.sizes if size not in kept)
+        for size in self.dropped_sizes:
+            del self._graphs[size], self._outputs[size]
+        self.sizes = kept
 
     def replay(self, inputs: StepInputs, size: int) -> torch.Tensor:
         """Run the captured forward of `size` over the filled buffers; hidden [size, hidden]."""

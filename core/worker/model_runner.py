@@ -57,13 +57,14 @@ class ModelRunner:
         # Launched steps whose tokens are not on the host yet, oldest first (at most two).
         self._in_flight: list[LaunchedStep] = []
 
-    def capture_graphs(self, platform: Any, sizes: Sequence[int]) -> float:
-        """Capture the decode forward for each batch size; returns the seconds it took."""
+    def capture_graphs(self, platform: Any, sizes: Sequence[int], *, prune_slower: bool = False) -> float:
+        """Capture the decode forward for each batch size (with `prune_slower`, keep only those
+        no larger size replays as fast); returns the seconds it took."""
         self.graphs = DecodeGraphs(
             platform=platform, model=self.model, attention_backend=self.attention_backend,
             kv_layers=self.kv_layers, buffers=self.buffers, sizes=sizes,
         )
-        self.graphs.capture()
+        self.graphs.capture(prune_slower=prune_slower)
         return self.graphs.capture_s
 
     def execute(self, scheduler_output: SchedulerOutput) -> RunnerOutput:

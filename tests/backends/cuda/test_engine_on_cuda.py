@@ -68,6 +68,15 @@ def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str, e
     assert (runner.graphs is not None) == uses_graphs
     if uses_graphs:
         assert runner.graphs.num_replays >= NEW_TOKENS - 1  # every decode step of the batch
+        # Default sizes: each was timed, and the kept ones are what keep_fastest_sizes says.
+        from tenon.worker.decode_graphs import default_capture_sizes, keep_fastest_sizes
+
+        graphs = runner.graphs
+        max_num_seqs = llm.engine.config.scheduler.max_num_seqs
+        assert set(graphs.replay_s) == set(default_capture_sizes(max_num_seqs))
+        assert graphs.sizes == keep_fastest_sizes(graphs.replay_s) == llm.engine.config.cuda_graph_sizes
+        assert sorted(graphs.sizes + graphs.dropped_sizes) == sorted(graphs.replay_s)
+        assert graphs.sizes[-1] == max(graphs.replay_s)
     llm.shutdown()
 
 
