@@ -10,35 +10,16 @@ kernel time per step by kind (`offline_trace.KINDS`) and the kernels that took l
 from __future__ import annotations
 
 import sys
-from typing import Any
 
-import torch
-from offline_setup import dummy_llm, engine_kwargs_from_argv, random_batch
+from offline_setup import profile_steps
 from offline_trace import kernel_time_by_kind
-from torch.profiler import ProfilerActivity, profile, schedule
+from torch.profiler import ProfilerActivity
 
 
 def main() -> None:
     numbers = [int(arg) for arg in sys.argv[1:5] if "=" not in arg]
     num_prompts, input_len, skip, active = numbers + [200, 1000, 40, 20][len(numbers):]
-    llm = dummy_llm(**engine_kwargs_from_argv())
-    prompts, params = random_batch(llm, num_prompts, input_len, skip + active + 8)
-    llm.generate(prompts[:4], params, use_tqdm=False)  # warm
-    core = llm.engine.client.core
-    original_step = core.step
-    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA],
-                 schedule=schedule(wait=skip, warmup=0, active=active, repeat=1)) as trace:
-
-        def step() -> Any:
-            outputs = original_step()
-            trace.step()
-            return outputs
-
-        core.step = step
-        llm.generate(prompts, params, use_tqdm=False)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-    core.step = original_step
+    trace = profile_steps(num_prompts, input_len, skip, active, [ProfilerActivity.CPU, ProfilerActivity.CUDA])
     events = trace.key_averages()
     kernels, total_us, by_kind = kernel_time_by_kind(events)
     print(f"{num_prompts} x {input_len} in: {active} decode steps after {skip}: kernels "
@@ -48,7 +29,6 @@ def main() -> None:
     for event in sorted(kernels, key=lambda e: -e.self_device_time_total)[:16]:
         print(f"  {event.self_device_time_total / active / 1e3:7.3f} ms a step  {event.count // active:4d} "
               f"a step  {event.key[:90]}")
-    llm.shutdown()
 
 
 if __name__ == "__main__":

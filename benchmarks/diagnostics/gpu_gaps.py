@@ -15,11 +15,9 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import torch
-from offline_setup import dummy_llm, engine_kwargs_from_argv, random_batch
-from torch.profiler import ProfilerActivity, profile, schedule
+from offline_setup import profile_steps
+from torch.profiler import ProfilerActivity
 
 DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 
@@ -53,23 +51,7 @@ def gaps_of(spans: list[tuple[float, float, str]]) -> tuple[float, float, list[t
 def main() -> None:
     numbers = [int(arg) for arg in sys.argv[1:5] if "=" not in arg]
     num_prompts, input_len, skip, active = numbers + [1000, 128, 24, 20][len(numbers):]
-    llm = dummy_llm(**engine_kwargs_from_argv())
-    prompts, params = random_batch(llm, num_prompts, input_len, skip + active + 8)
-    llm.generate(prompts[:4], params, use_tqdm=False)  # warm
-    core = llm.engine.client.core
-    original_step = core.step
-    with profile(activities=[ProfilerActivity.CUDA],
-                 schedule=schedule(wait=skip, warmup=0, active=active, repeat=1)) as trace:
-
-        def step() -> Any:
-            outputs = original_step()
-            trace.step()
-            return outputs
-
-        core.step = step
-        llm.generate(prompts, params, use_tqdm=False)
-        torch.cuda.synchronize()
-    core.step = original_step
+    trace = profile_steps(num_prompts, input_len, skip, active, [ProfilerActivity.CUDA])
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "trace.json"
         trace.export_chrome_trace(str(path))
@@ -83,7 +65,6 @@ def main() -> None:
         print(f"  {gap_us / 1e3:8.3f} ms  after {before[:60]!r}  before {after[:60]!r}")
     small = sum(gap_us for gap_us, _, _ in gaps if gap_us <= 50)
     print(f"  gaps of 50 us or less: {small / active / 1e3:.3f} ms a step")
-    llm.shutdown()
 
 
 if __name__ == "__main__":

@@ -153,7 +153,9 @@ def main() -> None:
         print(f"{batch:>6} {context:>5} {results['gemm']:7.1f} {results['attn']:7.1f} {results['serial']:7.1f} "
               f"{results['halves']:7.1f} {results['pipelined']:9.1f} {results['free']:7.1f} "
               f"{results['pipelined'] / results['serial']:11.3f}", flush=True)
-        del full, halves, inputs, backends, x
+        for mapping in (inputs, backends, x):
+            mapping.clear()
+        del full, halves
         torch.cuda.empty_cache()
 
 

@@ -67,17 +67,24 @@ def test_reservation_admits_anyone_when_nobody_runs_and_nothing_when_disabled_is
     assert off.admits(1000, free_tokens=0, anyone_running=True)
 
 
+def two_requests(scheduler_factory: SchedulerFactory, request_factory: RequestFactory, *,
+                 conservativeness: float = 1.0, **fields: object) -> Scheduler:
+    """test_scheduler's preemption case: 4 usable blocks of 4 tokens; "a" and "b" have 4-token
+    prompts and max_tokens 8, so each grows to 11 KV tokens (3 blocks)."""
+    scheduler = scheduler_factory(num_blocks=5, schedule_conservativeness=conservativeness)
+    scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8, **fields))
+    scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8, **fields))
+    return scheduler
+
+
 def test_a_request_waits_instead_of_being_preempted(
     request_factory: RequestFactory,
     scheduler_factory: SchedulerFactory,
     runner_factory: RunnerFactory,
 ) -> None:
-    # test_scheduler's preemption case (4 usable blocks of 4; each request grows to 11 KV
-    # tokens) with reservation on: "b" starts only once "a" is done; nothing is recomputed.
-    scheduler = scheduler_factory(num_blocks=5)
+    # With reservation on, "b" starts only once "a" is done; nothing is recomputed.
+    scheduler = two_requests(scheduler_factory, request_factory, ignore_eos=True)
     runner = runner_factory(4)
-    scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8, ignore_eos=True))
-    scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8, ignore_eos=True))
     first, first_outputs = runner.step(scheduler)
     assert first.num_scheduled_tokens == {"a": 4}, "b's 11 tokens do not fit beside a's 11"
     outputs = runner.run_to_completion(scheduler)
@@ -93,17 +100,12 @@ def test_requests_that_may_stop_early_share_the_cache_by_the_ratio(
     scheduler_factory: SchedulerFactory,
     runner_factory: RunnerFactory,
 ) -> None:
-    # Without ignore_eos each expects 4 + 0.7 x 7 = 8.9 tokens: 17.8 > 16 free, so "b" waits.
-    scheduler = scheduler_factory(num_blocks=5)
-    runner = runner_factory(4)
-    scheduler.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8))
-    scheduler.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8))
-    first, _ = runner.step(scheduler)
+    # Without ignore_eos each expects 4 + 0.7 x 7 = 8.9 tokens, 3 blocks: 6 > 4 free, so "b" waits.
+    scheduler = two_requests(scheduler_factory, request_factory)
+    first, _ = runner_factory(4).step(scheduler)
     assert first.num_scheduled_tokens == {"a": 4}
-    # With a lower conservativeness both start at once (4 + 0.35 x 7 each, 12.9 in all).
-    relaxed = scheduler_factory(num_blocks=5, schedule_conservativeness=0.5)
-    relaxed.add_request(request_factory("a", [1, 2, 3, 4], max_tokens=8))
-    relaxed.add_request(request_factory("b", [5, 6, 7, 8], max_tokens=8))
+    # With a lower conservativeness both start at once (4 + 0.35 x 7 = 6.45 tokens, 2 blocks each).
+    relaxed = two_requests(scheduler_factory, request_factory, conservativeness=0.5)
     first, _ = runner_factory(4).step(relaxed)
     assert first.num_scheduled_tokens == {"a": 4, "b": 4}
 
