@@ -187,7 +187,8 @@ class Scheduler:
             self.new_token_ratio.on_preemption()
         else:
             self.new_token_ratio.step()
-        reservation = self._running_reservation(num_scheduled_tokens)
+        # Built when a waiting request is first considered (a walk over the running requests).
+        reservation: KVReservation | None = None
         # A preemption means the cache is full: admitting anyone now would only thrash.
         while (
             not preempted_request_ids
@@ -213,6 +214,8 @@ class Scheduler:
             num_new_tokens = self._num_tokens_to_schedule(
                 request, num_computed_tokens + num_external_tokens, token_budget
             )
+            if reservation is None:
+                reservation = self._running_reservation(num_scheduled_tokens)
             expected_tokens = self._expected_kv_tokens(request, num_computed_tokens)
             if not reservation.admits(expected_tokens, free_tokens=self._num_free_tokens(),
                                       anyone_running=bool(self.running)):
@@ -347,7 +350,7 @@ class Scheduler:
         """This step's admission budget: what the running requests are expected to add to the
         cache beyond what they hold after this step's allocations."""
         reservation = KVReservation(enabled=self.reserve_kv)
-        if not self.reserve_kv or not self.waiting:
+        if not self.reserve_kv:
             return reservation
         for request in self.running:
             num_allocated = request.num_computed_tokens
