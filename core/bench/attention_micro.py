@@ -176,12 +176,19 @@ def baseline_fields(ours: CallTiming, baseline: CallTiming | None, *, work_per_c
             "time_per_call_us": round(baseline.median_s * 1e6, 3)}
 
 
-def timing_fields(ours: CallTiming, num_buffers: int) -> dict[str, Any]:
-    """How a record's time per call was taken, and its samples."""
+def layer_call_fields(*, choice: BackendChoice, device: str, shape: AttentionShape,
+                      check_max_abs_errors: dict[str, float], ours: CallTiming, num_buffers: int,
+                      buffers_total_bytes: int) -> dict[str, Any]:
+    """A layer microbenchmark record's fields about the backend, its check, the buffers and how
+    the time per call was taken (with its samples)."""
     return {
+        "backend": choice.name, "backend_how": choice.how, "device": device,
         "time_per_call_us": round(ours.median_s * 1e6, 3),
         "samples_us": [round(sample * 1e6, 3) for sample in ours.per_call_samples_s],
         "timing": f"{ours.method}, {num_buffers} calls per cycle, median of {len(ours.per_call_samples_s)} cycles",
+        "num_buffers": num_buffers, "buffers_total_bytes": buffers_total_bytes,
+        "attention_shape": attrs.asdict(shape),
+        "check_max_abs_error": check_max_abs_errors,
     }
 
 

@@ -16,10 +16,10 @@ from tenon.bench.attention_micro import (
     CallTiming,
     baseline_columns,
     baseline_fields,
+    layer_call_fields,
     make_decode_buffers,
     num_buffers_for,
     time_layer_calls,
-    timing_fields,
 )
 from tenon.bench.device_memory import free_device_memory
 from tenon.bench.gpu_limits import COPY_SIZE_BYTES, RateMeasurement, measure_copy_bandwidth
@@ -158,15 +158,13 @@ def micro_records(run: MicroRun) -> list[dict[str, Any]]:
             baseline=baseline_fields(result.ours, result.baseline, work_per_call=result.bytes_per_call, scale=1e9),
             limit=limit,
             extra={
-                "backend": run.choice.name, "backend_how": run.choice.how, "device": run.device,
+                **layer_call_fields(choice=run.choice, device=run.device, shape=run.shape,
+                                    check_max_abs_errors=run.check_max_abs_errors, ours=result.ours,
+                                    num_buffers=result.num_buffers, buffers_total_bytes=result.buffers_total_bytes),
                 "context_len": result.context_len, "batch_size": result.batch_size,
-                **timing_fields(result.ours, result.num_buffers),
                 "bytes_per_call": result.bytes_per_call,
                 "bytes_how": "K and V of every context token once + query + output",
-                "num_buffers": result.num_buffers, "buffers_total_bytes": result.buffers_total_bytes,
                 "l2_cache_bytes": run.l2_cache_bytes, "max_model_len": run.settings.model_len,
-                "attention_shape": attrs.asdict(run.shape),
-                "check_max_abs_error": run.check_max_abs_errors,
                 "copy_samples_s": list(run.bandwidth.samples_s),
             },
         ))

@@ -28,10 +28,10 @@ from tenon.bench.attention_micro import (
     CallTiming,
     baseline_columns,
     baseline_fields,
+    layer_call_fields,
     make_step_buffers,
     num_buffers_for,
     time_layer_calls,
-    timing_fields,
 )
 from tenon.bench.attention_micro_run import FREE_MEMORY_SHARE, model_label, resolve_use_graph
 from tenon.bench.device_memory import free_device_memory
@@ -162,15 +162,13 @@ def prefill_records(run: PrefillRun) -> list[dict[str, Any]]:
             baseline=baseline_fields(result.ours, result.baseline, work_per_call=result.flops_per_call, scale=1e12),
             limit=limit,
             extra={
-                "backend": run.choice.name, "backend_how": run.choice.how, "device": run.device,
+                **layer_call_fields(choice=run.choice, device=run.device, shape=run.shape,
+                                    check_max_abs_errors=run.check_max_abs_errors, ours=result.ours,
+                                    num_buffers=result.num_buffers, buffers_total_bytes=result.buffers_total_bytes),
                 "prompt_len": result.prompt_len, "num_prompts": result.num_prompts,
                 "cached_len": run.settings.cached_len,
-                **timing_fields(result.ours, result.num_buffers),
                 "flops_per_call": result.flops_per_call,
                 "flops_how": "4 x heads x head_size per attended (query, key) pair, causal",
-                "num_buffers": result.num_buffers, "buffers_total_bytes": result.buffers_total_bytes,
-                "attention_shape": attrs.asdict(run.shape),
-                "check_max_abs_error": run.check_max_abs_errors,
                 "matmul_samples_s": list(run.matmul.samples_s),
             },
         ))
