@@ -30,7 +30,12 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
-from tenon.engine.admission import KVReservation, NewTokenRatio, expected_kv_tokens
+from tenon.engine.admission import (
+    KVReservation,
+    NewTokenRatio,
+    expected_kv_tokens,
+    max_output_tokens,
+)
 from tenon.engine.kv_cache_manager import KVCacheManager
 from tenon.engine.kv_transfer import KVTransferScheduler
 from tenon.engine.request import Request, RequestStatus
@@ -371,11 +376,8 @@ class Scheduler:
     def _may_need_more_tokens(self, request: Request) -> bool:
         """Whether a request whose last tokens are still in flight can go on after them: not
         when they reach max_tokens or max_model_len (it will stop for sure)."""
-        max_tokens = request.sampling_params.max_tokens
         num_output_tokens = request.num_output_tokens + request.num_output_placeholders
-        if max_tokens is not None and num_output_tokens >= max_tokens:
-            return False
-        return request.num_tokens_with_placeholders < self.max_model_len
+        return num_output_tokens < max_output_tokens(request, self.max_model_len)
 
     def _num_tokens_to_schedule(
         self, request: Request, num_computed_tokens: int, token_budget: int
@@ -446,11 +448,9 @@ class Scheduler:
                 f"{self.max_model_len}; shorten the prompt or raise --max-model-len"
             )
         max_tokens = request.sampling_params.max_tokens
-        max_final_tokens = self.max_model_len
-        if max_tokens is not None:
-            max_final_tokens = min(num_prompt_tokens + max_tokens, max_final_tokens)
         # The last sampled token is never fed back, so its KV is never written.
-        max_kv_tokens = max(num_prompt_tokens, max_final_tokens - 1)
+        max_kv_tokens = max(num_prompt_tokens,
+                            num_prompt_tokens + max_output_tokens(request, self.max_model_len) - 1)
         manager = self.kv_cache_manager
         capacity_tokens = manager.num_usable_blocks * manager.block_size
         if max_kv_tokens > capacity_tokens:
