@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tenon.layers import ops
+from tenon.layers import ops, ops_reference
 from tenon.layers.weights import sharded_weight_loader
 
 
@@ -75,10 +75,8 @@ class LMHead(torch.nn.Module):
         # logits before `generate` casts them to float32. It goes through the selected linear
         # op like every projection (on an H200 the Triton GEMV reads the 1 GB head 1.16x faster
         # than cuBLAS at one row).
-        kernel = ops.selected("linear", hidden_states.device.type)
-        if kernel is None:
-            return torch.nn.functional.linear(hidden_states, self.weight).float()
-        return kernel(hidden_states, self.weight).float()
+        linear = ops.selected("linear", hidden_states.device.type) or ops_reference.linear
+        return linear(hidden_states, self.weight).float()
 
     def extra_repr(self) -> str:
         return f"{self.vocab_size}, {self.hidden_size}, tied={self.is_tied}"

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import torch
 
-from tenon.layers import ops
+from tenon.layers import ops, ops_reference
 from tenon.layers.weights import sharded_weight_loader
 from tenon.spec.quantization import LinearMethod, QuantScheme
 
@@ -39,10 +39,8 @@ class UnquantizedLinearMethod(LinearMethod):
         bias: torch.Tensor | None,  # [sum(output_sizes)]
     ) -> torch.Tensor:  # [num_tokens, sum(output_sizes)]
         weight = cast(torch.Tensor, layer.weight)
-        kernel = ops.selected("linear", x.device.type)
-        if kernel is not None:
-            return cast(torch.Tensor, kernel(x, weight, bias))
-        return torch.nn.functional.linear(x, weight, bias)
+        linear = ops.selected("linear", x.device.type) or ops_reference.linear
+        return cast(torch.Tensor, linear(x, weight, bias))
 
 
 class NoQuantScheme(QuantScheme):
