@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
@@ -135,7 +135,13 @@ class AttentionBackend(abc.ABC):
       blocks and mask the tail, but must mask it.
     - The reference backend (`tenon.plugins.attention.reference`) is the oracle: a faster
       backend matches it within dtype tolerance on random paged layouts (`tenon.testing`).
+    - `query`, `key` and `value` are dense unless the class sets `accepts_strided_rows`: then
+      they may arrive as views of the model's fused projection output, as `forward_rotating`'s
+      always do (each row's head dimension contiguous, heads evenly strided, rows strided).
+      Models skip three copies a layer on multi-token steps for a backend that takes them.
     """
+
+    accepts_strided_rows: ClassVar[bool] = False
 
     def __init__(self, config: AttentionBackendConfig) -> None:
         self.config = config

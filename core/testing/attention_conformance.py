@@ -178,6 +178,38 @@ class AttentionBackendConformance(ConformanceSuite):
         atol, rtol = self.tolerances[dtype]
         torch.testing.assert_close(output, expected, atol=atol, rtol=rtol)
 
+    def test_strided_rows_match_dense_rows(self, dtype: str) -> None:
+        """A backend that declares `accepts_strided_rows` gets query, key and value as views of
+        one fused projection output (as models hand them) and must compute exactly what it
+        computes from dense copies of them, output and cache."""
+        if not self.backend_class.accepts_strided_rows:
+            pytest.skip("the backend does not declare accepts_strided_rows")
+        layer, block_size = self.layer(num_heads=8, num_kv_heads=2), self.base_block_size()
+        case = make_case(
+            query_lens=[5, 1, 3, 8], seq_lens=[5, 9, 7, 8], num_heads=8, num_kv_heads=2,
+            head_size=layer.head_size, block_size=block_size, num_layers=1, layer_index=0, seed=10,
+            dtype=getattr(torch, dtype), device=self.device,
+        )  # fmt: skip
+        query, key, value, metadata = step_inputs(case, block_size)
+        # fused: [num_tokens, (8 + 2 + 2) * head_size], as a qkv projection returns it
+        fused = torch.cat([query.flatten(1), key.flatten(1), value.flatten(1)], dim=1)
+        num_tokens, q_size, kv_size = query.shape[0], query[0].numel(), key[0].numel()
+        views = (
+            fused[:, :q_size].view(num_tokens, 8, layer.head_size),
+            fused[:, q_size : q_size + kv_size].view(num_tokens, 2, layer.head_size),
+            fused[:, q_size + kv_size :].view(num_tokens, 2, layer.head_size),
+        )
+        assert not views[0].is_contiguous()
+        config = backend_config(block_size, 1, device=self.device, dtype=dtype)
+        outputs, caches = [], []
+        for inputs in (views, (query.clone(), key.clone(), value.clone())):
+            backend, cache = self.backend_class(config), case.kv_cache.clone()
+            backend.prepare(metadata)
+            outputs.append(backend.forward(layer, *inputs, cache[:, 0], metadata))
+            caches.append(cache)
+        assert torch.equal(outputs[0], outputs[1]), "strided rows gave another output than dense rows"
+        assert torch.equal(caches[0], caches[1]), "strided rows wrote another cache than dense rows"
+
     def test_sliding_windows(self) -> None:
         if not self.declared().supports_sliding_window:
             pytest.skip("the backend does not declare supports_sliding_window")

@@ -34,6 +34,17 @@ class OffByOneSlotBackend(ReferenceAttentionBackend):
         return super().forward(layer, query, key, value, kv_layer, shifted)
 
 
+class StrideIgnoringBackend(ReferenceAttentionBackend):
+    """Declares strided rows but reads the query's memory as if its rows were dense."""
+
+    accepts_strided_rows = True
+
+    def forward(self, layer, query, key, value, kv_layer, metadata):  # type: ignore[no-untyped-def]
+        dense_strides = torch.empty(query.shape).stride()
+        misread = query.as_strided(query.shape, dense_strides, query.storage_offset())
+        return super().forward(layer, misread, key, value, kv_layer, metadata)
+
+
 class WindowIgnoringBackend(ReferenceAttentionBackend):
     """Claims sliding windows but attends to everything."""
 
@@ -62,9 +73,21 @@ def test_the_suite_fails_a_backend_that_writes_the_wrong_slots() -> None:
     with pytest.raises(AssertionError) as failure:
         run_conformance(TestOffByOne)
     summary = str(failure.value)
-    assert summary.startswith("TestOffByOne: 0 passed, 4 skipped, 19 failed")
+    assert summary.startswith("TestOffByOne: 0 passed, 7 skipped, 19 failed")
+    assert "skipped test_strided_rows_match_dense_rows[float32]: the backend does not declare" in summary
     assert "failed test_decode_only_matches_reference[float16]: AssertionError" in summary
     assert "skipped test_spec_names_this_backend: no `spec` set on the suite" in summary
+
+
+def test_the_suite_fails_a_backend_that_misreads_strided_rows() -> None:
+    class TestStrides(AttentionBackendConformance):
+        backend_class = StrideIgnoringBackend
+
+    with pytest.raises(AssertionError) as failure:
+        run_conformance(TestStrides)
+    summary = str(failure.value)
+    assert "failed test_strided_rows_match_dense_rows[float32]: AssertionError" in summary
+    assert "failed test_mixed_batch" not in summary  # dense rows are still read right
 
 
 def test_the_suite_fails_a_backend_that_ignores_declared_windows() -> None:
