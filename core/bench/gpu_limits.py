@@ -4,6 +4,11 @@ Copy bandwidth: a device-to-device copy of a 2 GiB buffer, counting bytes read p
 Matmul rate: one large square bf16 matmul, 2 * n^3 floating-point operations. Each is timed
 with CUDA events (wall clock on the CPU) after warm-up, and the median sample counts, so one
 preempted run on a shared machine does not move the number.
+
+That matmul rate is a burst rate: a power-capped card lowers its clocks once it has been busy
+for a while (an H200 held 0.86 of it over 4 s, `benchmarks/diagnostics/matmul_sustained.py`).
+The sustained matmul rate is the same matmul back to back for a couple of seconds, timed over
+the second half only, so the clocks have settled before timing starts.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ COPY_SIZE_BYTES = 2 << 30
 MATMUL_SIZE = 8192
 NUM_WARMUP = 3
 NUM_REPEATS = 10
+SUSTAIN_S = 2.0
 
 
 @attrs.frozen(kw_only=True)
@@ -80,6 +86,17 @@ def measure_matmul_rate(device: torch.device, *, size: int = MATMUL_SIZE, dtype:
     return RateMeasurement(work_per_sample=2.0 * size**3, samples_s=tuple(samples_s))
 
 
+def measure_sustained_matmul_rate(device: torch.device, *, size: int = MATMUL_SIZE, duration_s: float = SUSTAIN_S,
+                                  dtype: torch.dtype = torch.bfloat16) -> RateMeasurement:
+    """`[size, size] @ [size, size]` back to back for about `duration_s`, timed over the second
+    half; one sample, whose work is 2 * size^3 per matmul of that half."""
+    if duration_s <= 0:
+        raise ValueError(f"duration_s must be positive, got {duration_s}")
+    num_timed, elapsed_s = _time_sustained_matmul(device, size, dtype, duration_s)
+    _release(device)
+    return RateMeasurement(work_per_sample=2.0 * size**3 * num_timed, samples_s=(elapsed_s,))
+
+
 def _time_copy(device: torch.device, size_bytes: int, *, num_warmup: int, num_repeats: int) -> list[float]:
     # source, target: [size_bytes / 4] float32; freed when this returns
     source = torch.ones(size_bytes // 4, dtype=torch.float32, device=device)
@@ -87,15 +104,44 @@ def _time_copy(device: torch.device, size_bytes: int, *, num_warmup: int, num_re
     return time_op_s(lambda: target.copy_(source), device, num_warmup=num_warmup, num_repeats=num_repeats)
 
 
-def _time_matmul(device: torch.device, size: int, dtype: torch.dtype, *, num_warmup: int,
-                 num_repeats: int) -> list[float]:
+def _matmul_op(device: torch.device, size: int, dtype: torch.dtype) -> Callable[[], Any]:
     generator = torch.Generator(device=device).manual_seed(0)
-    # left, right, product: [size, size]
+    # left, right, product: [size, size]; freed when the returned op is
     left = torch.rand(size, size, dtype=dtype, device=device, generator=generator)
     right = torch.rand(size, size, dtype=dtype, device=device, generator=generator)
     product = torch.empty_like(left)
-    return time_op_s(lambda: torch.matmul(left, right, out=product), device,
-                     num_warmup=num_warmup, num_repeats=num_repeats)
+    return lambda: torch.matmul(left, right, out=product)
+
+
+def _time_matmul(device: torch.device, size: int, dtype: torch.dtype, *, num_warmup: int,
+                 num_repeats: int) -> list[float]:
+    return time_op_s(_matmul_op(device, size, dtype), device, num_warmup=num_warmup, num_repeats=num_repeats)
+
+
+def _time_sustained_matmul(device: torch.device, size: int, dtype: torch.dtype,
+                           duration_s: float) -> tuple[int, float]:
+    """(matmuls in the second half, their seconds). On CUDA the launches outrun the device and
+    the host blocks once the launch queue is full; the events time the device, not the host."""
+    op = _matmul_op(device, size, dtype)
+    # The fastest of a few burst samples: at worst the run lasts longer than asked, never shorter.
+    one_s = min(time_op_s(op, device, num_warmup=NUM_WARMUP, num_repeats=NUM_WARMUP))
+    num_matmuls = max(2, round(duration_s / max(one_s, 1e-9)))
+    half = num_matmuls // 2
+    if device.type == "cuda":
+        middle, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        for index in range(num_matmuls):
+            if index == half:
+                middle.record()
+            op()
+        end.record()
+        end.synchronize()
+        return num_matmuls - half, middle.elapsed_time(end) / 1000.0
+    for _ in range(half):
+        op()
+    start_s = time.perf_counter()
+    for _ in range(num_matmuls - half):
+        op()
+    return num_matmuls - half, time.perf_counter() - start_s
 
 
 def decode1_limit(bandwidth: RateMeasurement, bytes_per_step: int) -> dict[str, Any]:

@@ -6,7 +6,9 @@ HF baseline's batch shape); it is shut down and its memory handed back before HF
 built. Each workload's limit comes from `tenon.bench.offline_limit` with the engine's own
 scheduler limits (max_num_seqs, tokens per step, KV cache capacity), the same prompt count,
 and the two rates measured here, so `fraction_of_limit` and the time over the floor come from
-one call on one card.
+one call on one card. Beside the burst matmul rate the limit uses, a sustained one (the same
+matmul back to back for `matmul_sustain_s`, `gpu_limits`) gives a second limit with the rate a
+power-capped card holds over a long run.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from tenon.bench.device_memory import free_device_memory
 from tenon.bench.gpu_limits import (
     COPY_SIZE_BYTES,
     MATMUL_SIZE,
+    SUSTAIN_S,
     RateMeasurement,
     measure_copy_bandwidth,
     measure_matmul_rate,
+    measure_sustained_matmul_rate,
 )
 from tenon.bench.hf_baseline import GenerateRate, GenerateShape, hf_generate_rates
 from tenon.bench.latency import random_prompts
@@ -54,6 +58,7 @@ class OfflineOptions:
     hf_num_iters: int = 2
     copy_size_bytes: int = COPY_SIZE_BYTES
     matmul_size: int = MATMUL_SIZE
+    matmul_sustain_s: float | None = SUSTAIN_S  # None skips the sustained matmul rate
     seed: int = 0
 
 
@@ -96,6 +101,7 @@ class OfflineRuns:
     runs: tuple[ThroughputRun, ...]
     ours_on_hf_shape: ThroughputRun | None
     hf: GenerateRate | None
+    matmul_sustained: RateMeasurement | None = None
 
 
 def run_offline_batch(llm: Any, shape: OfflineShape, rng: random.Random) -> ThroughputRun:
@@ -130,6 +136,10 @@ def run_offline(engine_args: dict[str, Any], options: OfflineOptions) -> Offline
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bandwidth = measure_copy_bandwidth(device, size_bytes=options.copy_size_bytes)
     matmul = measure_matmul_rate(device, size=options.matmul_size)
+    matmul_sustained = None
+    if options.matmul_sustain_s is not None:
+        matmul_sustained = measure_sustained_matmul_rate(device, size=options.matmul_size,
+                                                         duration_s=options.matmul_sustain_s)
     llm, startup = start_timed(engine_args)
     model, dtype, hf_config = llm.config.model.served_model_name, llm.config.model.dtype, llm.engine.hf_config
     limits = engine_limits(llm)
@@ -152,4 +162,5 @@ def run_offline(engine_args: dict[str, Any], options: OfflineOptions) -> Offline
         [hf] = hf_generate_rates(hf_config, (options.hf_shape,), dtype=getattr(torch, dtype), device=device,
                                  num_iters=options.hf_num_iters)
     return OfflineRuns(model=model, dtype=dtype, hf_config=hf_config, bandwidth=bandwidth, matmul=matmul,
-                       engine=limits, startup=startup, runs=runs, ours_on_hf_shape=ours_on_hf_shape, hf=hf)
+                       matmul_sustained=matmul_sustained, engine=limits, startup=startup, runs=runs,
+                       ours_on_hf_shape=ours_on_hf_shape, hf=hf)

@@ -25,6 +25,9 @@ def add_offline_parser(benches: argparse._SubParsersAction) -> None:
                          help="bytes copied to measure bandwidth (default: 2 GiB)")
     offline.add_argument("--matmul-size", type=int, default=None,
                          help="n of the n x n bf16 matmul timed for the matmul rate (default: 8192)")
+    offline.add_argument("--matmul-sustain-s", type=float, default=None, metavar="SECONDS",
+                         help="seconds of back-to-back matmuls for the sustained matmul rate and the "
+                              "second limit computed with it (default: 2; 0 skips it)")
     offline.add_argument("--output-json", default=None, help="write the records (a JSON list) here")
     EngineArgs.add_cli_args(offline)
     offline.set_defaults(run=run_offline_command)
@@ -44,11 +47,18 @@ def run_offline_command(args: argparse.Namespace) -> int:
             raise ValueError(f"--num-prompts takes one count, or one per workload ({len(shapes)}), each at "
                              f"least 1; got {args.num_prompts}")
         shapes = tuple(attrs.evolve(shape, num_prompts=count) for shape, count in zip(shapes, counts, strict=True))
-    sizes = {"copy_size_bytes": args.copy_size_bytes, "matmul_size": args.matmul_size}
+    if args.matmul_sustain_s is not None and args.matmul_sustain_s < 0:
+        raise ValueError(f"--matmul-sustain-s takes seconds, at least 0 (0 skips the sustained matmul "
+                         f"rate); got {args.matmul_sustain_s}")
+    sizes = {"copy_size_bytes": args.copy_size_bytes, "matmul_size": args.matmul_size,
+             "matmul_sustain_s": args.matmul_sustain_s}
+    overrides = {name: value for name, value in sizes.items() if value is not None}
+    if overrides.get("matmul_sustain_s") == 0:
+        overrides["matmul_sustain_s"] = None  # 0 skips the sustained rate; no flag keeps the default
     options = OfflineOptions(
         shapes=shapes, hf_shape=GenerateShape.parse(args.hf_shape) if args.hf_baseline else None,
         hf_num_iters=args.hf_num_iters, seed=args.seed,
-        **{name: value for name, value in sizes.items() if value is not None},
+        **overrides,
     )
     records = offline_records(run_offline(engine_kwargs(args), options))
     write_json(args.output_json, records)

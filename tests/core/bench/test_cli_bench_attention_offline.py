@@ -65,7 +65,7 @@ def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Pa
                  "--dtype", "float32", "--max-model-len", "256", "--max-num-seqs", "4",
                  "--workload", "offline-128", "--num-prompts", "2", "--hf-baseline", "--hf-shape", "2x8x4",
                  "--hf-num-iters", "1", "--copy-size-bytes", str(1 << 20), "--matmul-size", "64",
-                 "--output-json", str(output_json)]) == 0
+                 "--matmul-sustain-s", "0.05", "--output-json", str(output_json)]) == 0
     ours, ours_hf_shape, hf = json.loads(output_json.read_text())
     for record in (ours, ours_hf_shape, hf):
         assert RECORD_KEYS <= set(record) and record["card"] == "cpu" and record["unit"] == "output tokens/s"
@@ -87,15 +87,49 @@ def test_offline_writes_records_with_limit_and_hf_ratio(tiny_dummy_model_dir: Pa
     # The serial floor is never below the limit's floor (it adds what the limit overlaps).
     assert ours["limit"]["serial"]["floor_s"] == round(limit.serial_floor_s, 4) >= ours["limit"]["floor_s"]
     assert ours["fraction_of_serial_limit"] == pytest.approx(ours["value"] / ours["limit"]["serial"]["value"], abs=1e-4)
+    # The same limit at the sustained matmul rate, measured in the same call.
+    sustained_rate = card["matmul_bf16_sustained_flops_per_s"]
+    assert sustained_rate > 0 and len(card["matmul_sustained_samples_s"]) == 1
+    sustained = offline_limit(
+        ModelCosts.from_config(AutoConfig.from_pretrained(tiny_dummy_model_dir), 4), limit.workload,
+        copy_bandwidth_bytes_per_s=card["copy_bandwidth_bytes_per_s"], matmul_flops_per_s=sustained_rate)
+    assert ours["limit_at_sustained_matmul_rate"]["value"] == pytest.approx(sustained.output_tokens_per_s, rel=1e-6)
+    assert ours["fraction_of_sustained_limit"] == pytest.approx(
+        ours["value"] / ours["limit_at_sustained_matmul_rate"]["value"], abs=1e-4)
     assert engine["max_num_seqs"] == 4 and engine["kv_capacity_tokens"] % engine["block_size"] == 0
     assert (ours_hf_shape["workload"], ours_hf_shape["name"]) == ("hf-baseline", "tenon LLM.generate 2x8x4")
     assert ours_hf_shape["baseline"]["value"] == round(hf["value"], 3)
     assert ours_hf_shape["baseline"]["ratio"] == pytest.approx(ours_hf_shape["value"] / hf["value"], rel=1e-2)
     assert hf["name"] == "hf-transformers-generate float32 2x8x4" and len(hf["samples_s"]) == 1
     printed = capsys.readouterr().out
-    assert "offline-128" in printed and "of serial" in printed
+    assert "offline-128" in printed and "of serial" in printed and "of sustained" in printed
+    assert "TFLOP/s sustained" in printed
 
 
 def test_offline_prompt_counts_per_workload_are_checked_before_any_engine_starts(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"one count, or one per workload \(2\).*\[1, 2, 3\]"):
         main(["bench", "offline", "--model", str(tmp_path), "--num-prompts", "1", "2", "3"])
+
+
+@pytest.mark.parametrize(("flag", "matmul_sustain_s"), [([], 2.0), (["--matmul-sustain-s", "0"], None),
+                                                        (["--matmul-sustain-s", "0.5"], 0.5)])
+def test_offline_sustain_seconds_reach_the_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                   flag: list[str], matmul_sustain_s: float | None) -> None:
+    from tenon.bench import offline
+
+    seen: list[offline.OfflineOptions] = []
+
+    def capture(engine_args: dict[str, object], options: offline.OfflineOptions) -> offline.OfflineRuns:
+        seen.append(options)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(offline, "run_offline", capture)
+    with pytest.raises(RuntimeError, match="captured"):
+        main(["bench", "offline", "--model", str(tmp_path), "--matmul-size", "64", *flag])
+    [options] = seen
+    assert options.matmul_sustain_s == matmul_sustain_s and options.matmul_size == 64
+
+
+def test_offline_negative_sustain_seconds_are_refused_before_any_engine_starts(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"--matmul-sustain-s takes seconds, at least 0.*got -1.0"):
+        main(["bench", "offline", "--model", str(tmp_path), "--matmul-sustain-s", "-1"])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from tenon.bench import gpu_limits
 from tenon.bench.gpu_limits import (
     RateMeasurement,
     decode1_limit,
     measure_copy_bandwidth,
     measure_matmul_rate,
+    measure_sustained_matmul_rate,
     time_op_s,
 )
 
@@ -42,6 +44,31 @@ def test_matmul_counts_two_n_cubed_operations() -> None:
     measurement = measure_matmul_rate(CPU, size=64, num_warmup=1, num_repeats=3)
     assert measurement.work_per_sample == 2.0 * 64**3
     assert len(measurement.samples_s) == 3 and min(measurement.samples_s) > 0.0
+
+
+def test_sustained_matmul_counts_two_n_cubed_per_matmul_of_the_second_half() -> None:
+    measurement = measure_sustained_matmul_rate(CPU, size=64, duration_s=0.05)
+    num_timed = measurement.work_per_sample / (2.0 * 64**3)
+    assert num_timed == int(num_timed) >= 1 and len(measurement.samples_s) == 1
+    assert measurement.rate_per_s == measurement.work_per_sample / measurement.samples_s[0] > 0.0
+    with pytest.raises(ValueError, match="duration_s must be positive, got 0"):
+        measure_sustained_matmul_rate(CPU, size=64, duration_s=0)
+
+
+@pytest.mark.parametrize(("one_matmul_s", "num_timed"), [(0.001, 25), (0.0045, 6)])
+def test_sustained_matmul_times_the_second_half_of_duration_over_one_matmul(
+        monkeypatch: pytest.MonkeyPatch, one_matmul_s: float, num_timed: int) -> None:
+    # 0.05 s over one matmul's estimate: 50 matmuls, the last 25 timed; 11 (of 11.1), the last 6.
+    estimates: list[int] = []
+
+    def fixed_estimate(op: object, device: torch.device, *, num_warmup: int, num_repeats: int) -> list[float]:
+        estimates.append(num_warmup)
+        return [one_matmul_s * 2, one_matmul_s, one_matmul_s * 3][:num_repeats]
+
+    monkeypatch.setattr(gpu_limits, "time_op_s", fixed_estimate)
+    measurement = measure_sustained_matmul_rate(CPU, size=64, duration_s=0.05)
+    assert estimates == [3]
+    assert measurement.work_per_sample == 2.0 * 64**3 * num_timed
 
 
 def test_decode1_limit_on_the_h100_anchor() -> None:
