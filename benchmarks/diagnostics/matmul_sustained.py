@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import threading
 
 import torch
+
+from tenon.bench.gpu_limits import time_op_s, time_sustained_s
 
 # (name, rows, in features, out features)
 SHAPES = (
@@ -54,33 +56,18 @@ def main() -> None:
                output: torch.Tensor = output) -> None:
             torch.matmul(activations, weight.t(), out=output)
 
-        for _ in range(3):
-            op()
-        torch.cuda.synchronize()
-        burst_ms = []
-        for _ in range(10):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            op()
-            end.record()
-            end.synchronize()
-            burst_ms.append(start.elapsed_time(end))
-        burst_ms.sort()
-        burst_rate = flops / (burst_ms[len(burst_ms) // 2] / 1e3)
-        repeats = max(2, int(seconds / (burst_ms[0] / 1e3)))
-        half = repeats // 2
-        middle, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        for index in range(repeats):
-            if index == half:
-                middle.record()
-            op()
-        end.record()
-        time.sleep(seconds * 0.6)  # the device is still working through the queue
-        during = smi()
-        end.synchronize()
-        sustained_rate = flops * (repeats - half) / (middle.elapsed_time(end) / 1e3)
+        burst_s = sorted(time_op_s(op, device, num_warmup=3, num_repeats=10))
+        burst_rate = flops / burst_s[len(burst_s) // 2]
+        # nvidia-smi from another thread while the run is on the device (the host blocks in
+        # the launches once the queue is full, so it cannot ask from here)
+        during: list[str] = []
+        probe = threading.Timer(seconds * 0.6, lambda during=during: during.append(smi()))
+        probe.start()
+        num_timed, elapsed_s = time_sustained_s(op, device, duration_s=seconds)
+        probe.join()
+        sustained_rate = flops * num_timed / elapsed_s
         print(f"{name:<28} {burst_rate / 1e12:14.1f} {sustained_rate / 1e12:10.1f} "
-              f"{sustained_rate / burst_rate:6.3f}  {during}")
+              f"{sustained_rate / burst_rate:6.3f}  {during[0] if during else '-'}")
         del activations, weight, output
         torch.cuda.empty_cache()
 

@@ -120,28 +120,32 @@ def _time_matmul(device: torch.device, size: int, dtype: torch.dtype, *, num_war
 
 def _time_sustained_matmul(device: torch.device, size: int, dtype: torch.dtype,
                            duration_s: float) -> tuple[int, float]:
-    """(matmuls in the second half, their seconds). On CUDA the launches outrun the device and
-    the host blocks once the launch queue is full; the events time the device, not the host."""
-    op = _matmul_op(device, size, dtype)
+    return time_sustained_s(_matmul_op(device, size, dtype), device, duration_s=duration_s)
+
+
+def time_sustained_s(op: Callable[[], Any], device: torch.device, *, duration_s: float) -> tuple[int, float]:
+    """Run `op` back to back for about `duration_s`; (calls in the second half, their seconds).
+    On CUDA the launches outrun the device and the host blocks once the launch queue is full;
+    the events time the device, not the host."""
     # The fastest of a few burst samples: at worst the run lasts longer than asked, never shorter.
     one_s = min(time_op_s(op, device, num_warmup=NUM_WARMUP, num_repeats=NUM_WARMUP))
-    num_matmuls = max(2, round(duration_s / max(one_s, 1e-9)))
-    half = num_matmuls // 2
+    num_calls = max(2, round(duration_s / max(one_s, 1e-9)))
+    half = num_calls // 2
     if device.type == "cuda":
         middle, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        for index in range(num_matmuls):
+        for index in range(num_calls):
             if index == half:
                 middle.record()
             op()
         end.record()
         end.synchronize()
-        return num_matmuls - half, middle.elapsed_time(end) / 1000.0
+        return num_calls - half, middle.elapsed_time(end) / 1000.0
     for _ in range(half):
         op()
     start_s = time.perf_counter()
-    for _ in range(num_matmuls - half):
+    for _ in range(num_calls - half):
         op()
-    return num_matmuls - half, time.perf_counter() - start_s
+    return num_calls - half, time.perf_counter() - start_s
 
 
 def decode1_limit(bandwidth: RateMeasurement, bytes_per_step: int) -> dict[str, Any]:
