@@ -25,6 +25,7 @@ from tenon.spec.attention import AttentionBackendConfig
 from tenon.spec.model import ModelBuildContext
 from tenon.spec.platform import GENERIC_BATCH_DEFAULTS, BatchDefaults, Usage
 from tenon.startup import heap
+from tenon.startup.graph_capture import capture_decode_graphs
 from tenon.startup.kv_transfer_setup import build_kv_transfer, select_kv_connector
 from tenon.startup.model_source import resolve_model_source, select_loader
 from tenon.startup.phases import StartupLog
@@ -252,23 +253,7 @@ def build_engine(args: EngineArgs, *, log: StartupLog | None = None, usage: Usag
         )
     if use_graphs:
         with log.phase("graphs"):
-            from tenon.worker.decode_graphs import resolve_capture_sizes
-
-            sizes = resolve_capture_sizes(args.cuda_graph_sizes, config.scheduler.max_num_seqs)
-            if sizes:
-                before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-                with platform.inference_mode():
-                    # Default sizes are pruned to the fastest; sizes the user named are kept.
-                    runner.capture_graphs(platform, sizes, prune_slower=args.cuda_graph_sizes is None)
-                used = (torch.cuda.memory_allocated(device) - before) if device.type == "cuda" else 0
-                graphs = runner.graphs
-                assert graphs is not None
-                config.cuda_graph_sizes = graphs.sizes
-                log.note(f"captured decode graphs for batch sizes {', '.join(map(str, graphs.sizes))} "
-                         f"({used / 2**20:.0f} MiB)")
-                if graphs.dropped_sizes:
-                    log.note(f"dropped decode graph sizes {', '.join(map(str, graphs.dropped_sizes))}: "
-                             "a larger size replays at least 3% faster")
+            capture_decode_graphs(log, runner, platform, device, args, config, hf_config, backend_spec.name)
     client = InProcessEngineClient(EngineCore(scheduler, worker))
     num_frozen = heap.freeze_startup_objects()
     log.note(f"froze {num_frozen} start-up objects out of the garbage collector's way")

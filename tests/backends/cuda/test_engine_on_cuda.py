@@ -44,7 +44,9 @@ ENGINE_MODES = [("reference", False), ("torch-sdpa", False), ("triton", False), 
 
 
 @pytest.mark.parametrize(("backend", "enforce_eager"), ENGINE_MODES)
-def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str, enforce_eager: bool) -> None:
+def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str, enforce_eager: bool,
+                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TENON_CACHE_DIR", str(tmp_path))  # no graph sizes pruned by an earlier run
     prompts = _prompts(8)
     hf = _hf(model_dir, torch.float32)
     expected = []
@@ -78,6 +80,17 @@ def test_float32_greedy_identical_to_hf_on_cuda(model_dir: Path, backend: str, e
         assert sorted(graphs.sizes + graphs.dropped_sizes) == sorted(graphs.replay_s)
         assert graphs.sizes[-1] == max(graphs.replay_s)
     llm.shutdown()
+    if uses_graphs:
+        # A second start-up takes the kept sizes from the cache: captured as kept, nothing timed,
+        # and the same tokens.
+        again = LLM(str(model_dir), dtype="float32", attention_backend=backend, log_startup=False)
+        again_graphs = again.engine.client.core.executor.runner.graphs
+        assert again_graphs.sizes == graphs.sizes and again_graphs.replay_s == {}
+        assert any("pruned at an earlier start-up" in note for note in again.engine.startup.notes)
+        assert [o.outputs[0].token_ids for o in again.generate(
+            [{"prompt_token_ids": p} for p in prompts],
+            SamplingParams(temperature=0.0, max_tokens=NEW_TOKENS, ignore_eos=True))] == expected
+        again.shutdown()
 
 
 def test_graph_and_eager_decode_agree_across_batch_sizes(model_dir: Path) -> None:
