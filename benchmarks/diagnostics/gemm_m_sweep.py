@@ -35,14 +35,14 @@ def main() -> None:
         x_hidden = torch.randn(rows, HIDDEN, dtype=dtype, device=device)
         x_inter = torch.randn(rows, INTERMEDIATE, dtype=dtype, device=device)
 
-        def layers_cycle() -> None:
+        def layers_cycle(x_hidden: torch.Tensor = x_hidden, x_inter: torch.Tensor = x_inter) -> None:
             for qkv, o, gate_up, down in layers:
                 F.linear(x_hidden, qkv)
                 F.linear(x_hidden, o)
                 F.linear(x_hidden, gate_up)
                 F.linear(x_inter, down)
 
-        def head_cycle() -> None:
+        def head_cycle(x_hidden: torch.Tensor = x_hidden) -> None:
             F.linear(x_hidden, head)
 
         results = []
