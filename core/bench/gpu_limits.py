@@ -92,7 +92,7 @@ def measure_sustained_matmul_rate(device: torch.device, *, size: int = MATMUL_SI
     half; one sample, whose work is 2 * size^3 per matmul of that half."""
     if duration_s <= 0:
         raise ValueError(f"duration_s must be positive, got {duration_s}")
-    num_timed, elapsed_s = _time_sustained_matmul(device, size, dtype, duration_s)
+    num_timed, elapsed_s = time_sustained_s(_matmul_op(device, size, dtype), device, duration_s=duration_s)
     _release(device)
     return RateMeasurement(work_per_sample=2.0 * size**3 * num_timed, samples_s=(elapsed_s,))
 
@@ -116,11 +116,6 @@ def _matmul_op(device: torch.device, size: int, dtype: torch.dtype) -> Callable[
 def _time_matmul(device: torch.device, size: int, dtype: torch.dtype, *, num_warmup: int,
                  num_repeats: int) -> list[float]:
     return time_op_s(_matmul_op(device, size, dtype), device, num_warmup=num_warmup, num_repeats=num_repeats)
-
-
-def _time_sustained_matmul(device: torch.device, size: int, dtype: torch.dtype,
-                           duration_s: float) -> tuple[int, float]:
-    return time_sustained_s(_matmul_op(device, size, dtype), device, duration_s=duration_s)
 
 
 def time_sustained_s(op: Callable[[], Any], device: torch.device, *, duration_s: float) -> tuple[int, float]:

@@ -15,20 +15,17 @@ from __future__ import annotations
 import atexit
 import gc
 
-_exit_hook_registered = False
-
 
 def freeze_startup_objects() -> int:
     """Collect once, then freeze everything alive; returns how many objects are frozen."""
-    global _exit_hook_registered
     gc.collect()
     gc.freeze()
-    if not _exit_hook_registered:
-        atexit.register(release)
-        _exit_hook_registered = True
     return gc.get_freeze_count()
 
 
 def release() -> None:
     """Return frozen objects to the collector (an engine shut down, or the process ends)."""
     gc.unfreeze()
+
+
+atexit.register(release)  # unfreezing what was never frozen is a no-op

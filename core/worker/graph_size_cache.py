@@ -4,8 +4,7 @@ Pruning (`decode_graphs.keep_fastest_sizes`) captures every default size and tim
 each: on an H200 the 8B model's graphs phase went from 1.1 s to 5.6 s with it. What pruning
 keeps depends on the card, the model's shapes, the kernels (library versions, Tenon's own
 sources, attention backend, block size, max model len) and the candidate sizes, and on nothing
-a request does; so
-a later start-up with the same key captures the kept sizes straight away. A missing,
+a request does; so a later start-up with the same key captures the kept sizes straight away. A missing,
 unreadable or mismatched entry means pruning again; a stale entry can cost speed (a size a
 fresh timing would drop), never correctness. Delete the file (`TENON_CACHE_DIR`, default
 ~/.cache/tenon) to prune afresh.
@@ -64,6 +63,11 @@ def graph_size_key(*, device_name: str, hf_config: Any, dtype: str, attention_ba
     }
 
 
+def _as_json(key: Mapping[str, Any]) -> Any:
+    """`key` as it reads back from the file (tuples as lists, other values as strings)."""
+    return json.loads(json.dumps(key, default=str))
+
+
 def _digest(key: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -77,7 +81,7 @@ class GraphSizeCache:
     def load(self, key: Mapping[str, Any]) -> tuple[int, ...] | None:
         """The sizes kept for `key`, or None when there is no valid entry."""
         entry = self._entries().get(_digest(key))
-        if not isinstance(entry, dict) or entry.get("key") != json.loads(json.dumps(key, default=str)):
+        if not isinstance(entry, dict) or entry.get("key") != _as_json(key):
             return None
         kept = entry.get("kept")
         candidates = set(key["candidate_sizes"])
@@ -89,7 +93,7 @@ class GraphSizeCache:
     def store(self, key: Mapping[str, Any], kept: Sequence[int]) -> None:
         """Record `kept` for `key`; the file is replaced whole, so a reader never sees half."""
         entries = self._entries()
-        entries[_digest(key)] = {"key": json.loads(json.dumps(key, default=str)), "kept": sorted(kept)}
+        entries[_digest(key)] = {"key": _as_json(key), "kept": sorted(kept)}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
         try:

@@ -182,12 +182,14 @@ class DecoderAttention(torch.nn.Module):
             qk = qkv[:, : self.q_size + self.kv_size].view(num_tokens, -1, self.head_size)
             rotated = self.rotary_emb.rotate(rotary, qk)  # [num_tokens, H + Hkv, D]
             q, k = rotated[:, : self.num_heads], rotated[:, self.num_heads :]
+        # A backend that accepts strided rows reads the views of qkv (or of `rotated`); others
+        # get dense rows (views of one decode row already are: these copy only when several
+        # tokens share the step).
         # attn_output: [num_tokens, num_heads * head_size]
-        if context.attention_backend.accepts_strided_rows:  # views of qkv (or of rotated)
+        if context.attention_backend.accepts_strided_rows:
             attn_output = self.attn(q.reshape(num_tokens, self.q_size), k.reshape(num_tokens, self.kv_size),
                                     v, context)
-        else:  # dense rows (views of one decode row already are: these copy only when several
-            # tokens share the step)
+        else:
             attn_output = self.attn(q.contiguous().view(num_tokens, self.q_size),
                                     k.contiguous().view(num_tokens, self.kv_size), v.contiguous(), context)
         return self.o_proj(attn_output)

@@ -83,11 +83,10 @@ def test_the_suite_fails_a_backend_that_misreads_strided_rows() -> None:
     class TestStrides(AttentionBackendConformance):
         backend_class = StrideIgnoringBackend
 
-    with pytest.raises(AssertionError) as failure:
-        run_conformance(TestStrides)
-    summary = str(failure.value)
-    assert "failed test_strided_rows_match_dense_rows[float32]: AssertionError" in summary
-    assert "failed test_mixed_batch" not in summary  # dense rows are still read right
+    report = run_conformance(TestStrides, check=False)
+    # Only the strided-rows test fails: dense rows (test_mixed_batch and the rest) are read right.
+    assert [result.name.split("[")[0] for result in report.failed] == ["test_strided_rows_match_dense_rows"] * 3
+    assert report.failed[0].detail.startswith("AssertionError")
 
 
 def test_the_suite_fails_a_backend_that_ignores_declared_windows() -> None:
